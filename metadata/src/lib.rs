@@ -1,0 +1,504 @@
+//! The catalog: every row Portico keeps about accounts, keys, folders, files, versions,
+//! blobs, properties, locks, uploads, shares, jobs and the audit log.
+//!
+//! One API over two backends — SQLite (the zero-setup default, WAL, bundled) and
+//! PostgreSQL (production) — with the same SQL text for both wherever the dialects agree:
+//! the `on_backend!` macro expands one body once per driver, so each query is written once
+//! and type-checked against both. Migrations are append-only files per backend, applied
+//! at start under a lock.
+//!
+//! This crate owns SQL and transactions only. It never touches blob bytes or HTTP, and it
+//! holds no domain rules: what may be written where is decided in `portico-drive`.
+
+#[macro_use]
+mod rows;
+mod error;
+mod migrate;
+mod tx;
+
+pub mod testing;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+pub use error::{Error, Result};
+pub use rows::*;
+pub use tx::Tx;
+
+/// Expands `$body` once per backend with `$pool` bound to that backend's pool, so one
+/// query text serves both drivers.
+macro_rules! on_backend {
+    ($backend:expr, read, $pool:ident => $body:expr) => {
+        match $backend {
+            $crate::Backend::Sqlite { read: $pool, .. } => $body,
+            $crate::Backend::Postgres($pool) => $body,
+        }
+    };
+    ($backend:expr, write, $pool:ident => $body:expr) => {
+        match $backend {
+            $crate::Backend::Sqlite { write: $pool, .. } => $body,
+            $crate::Backend::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Which database engine a catalog runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub(crate) enum Backend {
+    /// SQLite allows one writer at a time: a one-connection write pool queues writers in
+    /// the process instead of letting them spin on SQLITE_BUSY; readers run in parallel
+    /// under WAL.
+    Sqlite { read: SqlitePool, write: SqlitePool },
+    Postgres(PgPool),
+}
+
+/// Handle to the catalog. Cheap to clone.
+#[derive(Clone)]
+pub struct Catalog {
+    pub(crate) backend: Backend,
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog").field("backend", &self.kind()).finish()
+    }
+}
+
+/// Connection settings beyond the URL.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self { max_connections: 16, acquire_timeout: Duration::from_secs(30) }
+    }
+}
+
+impl Catalog {
+    /// Connects to `url` (`sqlite://PATH` or `postgres://…`) and applies pending migrations.
+    pub async fn connect(url: &str, options: &ConnectOptions) -> Result<Self> {
+        let catalog = if url.starts_with("sqlite:") {
+            Self::connect_sqlite(url, options).await?
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Self::connect_postgres(url, options).await?
+        } else {
+            return Err(Error::Invalid(format!(
+                "unsupported database URL scheme in {:?}: use sqlite://PATH or postgres://…",
+                redact_url(url)
+            )));
+        };
+        migrate::run(&catalog).await?;
+        Ok(catalog)
+    }
+
+    async fn connect_sqlite(url: &str, options: &ConnectOptions) -> Result<Self> {
+        let connect = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit is on disk when it returns, as every write path promises.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect.clone())
+            .await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(options.max_connections.max(2))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect.read_only(true))
+            .await?;
+        Ok(Self { backend: Backend::Sqlite { read, write } })
+    }
+
+    async fn connect_postgres(url: &str, options: &ConnectOptions) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect(url)
+            .await?;
+        Ok(Self { backend: Backend::Postgres(pool) })
+    }
+
+    pub fn kind(&self) -> BackendKind {
+        match self.backend {
+            Backend::Sqlite { .. } => BackendKind::Sqlite,
+            Backend::Postgres(_) => BackendKind::Postgres,
+        }
+    }
+
+    /// Closes every connection; used at shutdown so SQLite checkpoints its WAL.
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Sqlite { read, write } => {
+                read.close().await;
+                write.close().await;
+            }
+            Backend::Postgres(pool) => pool.close().await,
+        }
+    }
+
+    /// Readiness probe: one trivial query.
+    pub async fn ping(&self) -> Result<()> {
+        on_backend!(&self.backend, read, pool => {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    /// Starts a write transaction. On SQLite this is `BEGIN IMMEDIATE`, so the write lock
+    /// is taken up front and a transaction never fails half-way on a lock upgrade.
+    pub async fn begin(&self) -> Result<Tx> {
+        Tx::begin(&self.backend).await
+    }
+
+    // ---- accounts ------------------------------------------------------------------
+
+    pub async fn account_count(&self) -> Result<i64> {
+        let count: (i64,) = on_backend!(&self.backend, read, pool => {
+            sqlx::query_as("SELECT COUNT(*) FROM accounts").fetch_one(pool).await?
+        });
+        Ok(count.0)
+    }
+
+    pub async fn account_by_name(&self, name: &str) -> Result<Option<AccountRow>> {
+        Ok(on_backend!(&self.backend, read, pool => {
+            sqlx::query_as(concat!("SELECT ", account_columns!(), " FROM accounts WHERE name = $1"))
+                .bind(name)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    pub async fn account_by_id(&self, id: i64) -> Result<Option<AccountRow>> {
+        Ok(on_backend!(&self.backend, read, pool => {
+            sqlx::query_as(concat!("SELECT ", account_columns!(), " FROM accounts WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    pub async fn list_accounts(&self) -> Result<Vec<AccountRow>> {
+        Ok(on_backend!(&self.backend, read, pool => {
+            sqlx::query_as(concat!("SELECT ", account_columns!(), " FROM accounts ORDER BY name"))
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
+    /// The live access key and its account, or `None` when unknown or revoked.
+    pub async fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKeyRow>> {
+        Ok(on_backend!(&self.backend, read, pool => {
+            sqlx::query_as(concat!(
+                "SELECT ", access_key_columns!(), " FROM access_keys WHERE access_key_id = $1 AND revoked_at IS NULL"
+            ))
+            .bind(access_key_id)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
+    pub async fn list_access_keys(&self, account_id: Option<i64>) -> Result<Vec<AccessKeyRow>> {
+        Ok(on_backend!(&self.backend, read, pool => {
+            sqlx::query_as(concat!(
+                "SELECT ", access_key_columns!(), " FROM access_keys",
+                " WHERE ($1 IS NULL OR account_id = $1) ORDER BY account_id, created_at"
+            ))
+            .bind(account_id)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    // ---- nodes -----------------------------------------------------------------------
+
+    /// The live node at `key` (folders end in '/').
+    pub async fn node_by_key(&self, account_id: i64, key: &str) -> Result<Option<NodeRow>> {
+        Ok(on_backend!(&self.backend, read, pool => {
+            sqlx::query_as(concat!(
+                "SELECT ", node_columns!(), " FROM nodes WHERE account_id = $1 AND key = $2 AND trashed_at IS NULL"
+            ))
+            .bind(account_id)
+            .bind(key)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
+    /// The live nodes at `file_key` and `file_key + "/"` in one query: a name can be a
+    /// file, a folder, or (written by S3) both.
+    pub async fn nodes_at_name(&self, account_id: i64, file_key: &str) -> Result<Vec<NodeRow>> {
+        let folder_key = format!("{file_key}/");
+        Ok(on_backend!(&self.backend, read, pool => {
+            sqlx::query_as(concat!(
+                "SELECT ", node_columns!(), " FROM nodes",
+                " WHERE account_id = $1 AND key IN ($2, $3) AND trashed_at IS NULL ORDER BY key"
+            ))
+            .bind(account_id)
+            .bind(file_key)
+            .bind(&folder_key)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// One page of a folder's live children (`parent_id` `None`: the account root), in key
+    /// order, restricted to keys in `[from, to)` and after `after`. One indexed query.
+    pub async fn list_children(&self, account_id: i64, parent_id: Option<i64>, range: &KeyRange, limit: i64) -> Result<Vec<NodeRow>> {
+        // Two statements rather than `parent_id = $2 OR $2 IS NULL`, so each uses its index.
+        Ok(match parent_id {
+            Some(parent_id) => on_backend!(&self.backend, read, pool => {
+                sqlx::query_as(concat!(
+                    "SELECT ", node_columns!(), " FROM nodes",
+                    " WHERE parent_id = $1 AND trashed_at IS NULL",
+                    " AND key >= $2 AND key > $3 AND ($4 IS NULL OR key < $4)",
+                    " ORDER BY key LIMIT $5"
+                ))
+                .bind(parent_id)
+                .bind(&range.from)
+                .bind(&range.after)
+                .bind(&range.to)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+            }),
+            None => on_backend!(&self.backend, read, pool => {
+                sqlx::query_as(concat!(
+                    "SELECT ", node_columns!(), " FROM nodes",
+                    " WHERE account_id = $1 AND trashed_at IS NULL AND parent_id IS NULL",
+                    " AND key >= $2 AND key > $3 AND ($4 IS NULL OR key < $4)",
+                    " ORDER BY key LIMIT $5"
+                ))
+                .bind(account_id)
+                .bind(&range.from)
+                .bind(&range.after)
+                .bind(&range.to)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+            }),
+        })
+    }
+
+    /// One page of every live node with a key in `[from, to)` after `after`, in key order:
+    /// the S3 listing without delimiter. Implicit folders are skipped unless asked for.
+    pub async fn list_range(&self, account_id: i64, range: &KeyRange, include_implicit: bool, limit: i64) -> Result<Vec<NodeRow>> {
+        Ok(on_backend!(&self.backend, read, pool => {
+            sqlx::query_as(concat!(
+                "SELECT ", node_columns!(), " FROM nodes",
+                " WHERE account_id = $1 AND trashed_at IS NULL",
+                " AND key >= $2 AND key > $3 AND ($4 IS NULL OR key < $4)",
+                " AND ($5 OR NOT implicit)",
+                " ORDER BY key LIMIT $6"
+            ))
+            .bind(account_id)
+            .bind(&range.from)
+            .bind(&range.after)
+            .bind(&range.to)
+            .bind(include_implicit)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// The current version of a node with its blob locator.
+    pub async fn version(&self, version_row: i64) -> Result<Option<VersionRow>> {
+        Ok(on_backend!(&self.backend, read, pool => {
+            sqlx::query_as(concat!(
+                "SELECT ", version_columns!(), " FROM versions v LEFT JOIN blobs b ON b.id = v.blob_id WHERE v.id = $1"
+            ))
+            .bind(version_row)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
+    /// Every version of a node, newest first.
+    pub async fn versions_of(&self, node_id: i64) -> Result<Vec<VersionRow>> {
+        Ok(on_backend!(&self.backend, read, pool => {
+            sqlx::query_as(concat!(
+                "SELECT ", version_columns!(), " FROM versions v LEFT JOIN blobs b ON b.id = v.blob_id",
+                " WHERE v.node_id = $1 ORDER BY v.id DESC"
+            ))
+            .bind(node_id)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Roots of the account's trashed subtrees, newest first.
+    pub async fn list_trash(&self, account_id: i64) -> Result<Vec<NodeRow>> {
+        Ok(on_backend!(&self.backend, read, pool => {
+            sqlx::query_as(concat!(
+                "SELECT ", node_columns!(), " FROM nodes",
+                " WHERE account_id = $1 AND trashed_at IS NOT NULL AND trash_root_id = id",
+                " ORDER BY trashed_at DESC, id DESC"
+            ))
+            .bind(account_id)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Audit rows of one account, newest first.
+    pub async fn audit_log(&self, account_id: i64, limit: i64) -> Result<Vec<AuditRow>> {
+        Ok(on_backend!(&self.backend, read, pool => {
+            sqlx::query_as(concat!(
+                "SELECT id, at, account_id, actor_id, protocol, action, key, detail, request_id",
+                " FROM audit_log WHERE account_id = $1 ORDER BY id DESC LIMIT $2"
+            ))
+            .bind(account_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    // ---- blobs (fsck, GC) --------------------------------------------------------------
+
+    /// Every blob row, in locator order: fsck compares them with the files on the volume.
+    pub async fn all_blobs(&self) -> Result<Vec<BlobRow>> {
+        Ok(on_backend!(&self.backend, read, pool => {
+            sqlx::query_as("SELECT id, locator, size, md5, blake3, refcount FROM blobs ORDER BY locator")
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
+    /// Blobs no version, part or derivative points at any more.
+    pub async fn unreferenced_blobs(&self, limit: i64) -> Result<Vec<BlobRow>> {
+        Ok(on_backend!(&self.backend, read, pool => {
+            sqlx::query_as("SELECT id, locator, size, md5, blake3, refcount FROM blobs WHERE refcount = 0 LIMIT $1")
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
+    /// Drops a blob row once its file is gone, unless something referenced it meanwhile.
+    pub async fn forget_blob(&self, blob_id: i64) -> Result<bool> {
+        let done = on_backend!(&self.backend, write, pool => {
+            sqlx::query("DELETE FROM blobs WHERE id = $1 AND refcount = 0").bind(blob_id).execute(pool).await?.rows_affected()
+        });
+        Ok(done > 0)
+    }
+
+    /// Recomputes each blob's refcount from the rows that point at it; returns how many
+    /// were wrong. fsck's repair for a catalog that lost count.
+    pub async fn recount_blob_references(&self) -> Result<u64> {
+        let fixed = on_backend!(&self.backend, write, pool => {
+            sqlx::query(
+                "UPDATE blobs SET refcount = (
+                     (SELECT COUNT(*) FROM versions v WHERE v.blob_id = blobs.id)
+                   + (SELECT COUNT(*) FROM version_parts p WHERE p.blob_id = blobs.id)
+                   + (SELECT COUNT(*) FROM multipart_parts m WHERE m.blob_id = blobs.id)
+                   + (SELECT COUNT(*) FROM derivatives d WHERE d.blob_id = blobs.id))
+                 WHERE refcount <> (
+                     (SELECT COUNT(*) FROM versions v WHERE v.blob_id = blobs.id)
+                   + (SELECT COUNT(*) FROM version_parts p WHERE p.blob_id = blobs.id)
+                   + (SELECT COUNT(*) FROM multipart_parts m WHERE m.blob_id = blobs.id)
+                   + (SELECT COUNT(*) FROM derivatives d WHERE d.blob_id = blobs.id))",
+            )
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(fixed)
+    }
+
+    /// Versions whose blob row is gone (should never happen; fsck reports it).
+    pub async fn versions_with_missing_blob_rows(&self) -> Result<i64> {
+        let count: (i64,) = on_backend!(&self.backend, read, pool => {
+            sqlx::query_as(
+                "SELECT COUNT(*) FROM versions v WHERE v.blob_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.id = v.blob_id)",
+            )
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(count.0)
+    }
+
+    /// Live files that point at a given blob, for fsck's report of what a missing blob hurts.
+    pub async fn keys_using_blob(&self, blob_id: i64) -> Result<Vec<(i64, String)>> {
+        Ok(on_backend!(&self.backend, read, pool => {
+            sqlx::query_as(
+                "SELECT n.account_id, n.key FROM versions v JOIN nodes n ON n.id = v.node_id WHERE v.blob_id = $1 ORDER BY n.key",
+            )
+            .bind(blob_id)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+}
+
+/// A key range for listings: `from <= key`, `key > after`, `key < to` (no upper bound when
+/// `to` is `None`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyRange {
+    pub from: String,
+    pub after: String,
+    pub to: Option<String>,
+}
+
+impl KeyRange {
+    /// Every key that starts with `prefix`, after `after`.
+    pub fn prefixed(prefix: &str, after: &str) -> Self {
+        Self { from: prefix.to_owned(), after: after.to_owned(), to: prefix_successor(prefix) }
+    }
+}
+
+/// The smallest string greater than every string that starts with `prefix`, or `None`
+/// when there is none (empty prefix). UTF-8 byte order equals code point order, so the
+/// last character is bumped to the next scalar value (carrying past U+10FFFF).
+pub fn prefix_successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let mut next = last as u32 + 1;
+        if next == 0xD800 {
+            next = 0xE000;
+        }
+        if let Some(c) = char::from_u32(next) {
+            chars.push(c);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+/// Hides the password in a database URL for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!("{}{}:***{}", &url[..scheme_end + 3], &userinfo[..colon], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Nanoseconds since the Unix epoch, the catalog's one time unit.
+pub fn now_nanos() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(now.as_nanos()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,205 @@
+//! Row types, and the column lists that select them (one list per row type, so a query
+//! and its row type cannot drift apart).
+
+macro_rules! account_columns {
+    () => {
+        "id, name, email, password_hash, is_admin, disabled, quota_bytes, used_bytes, owner_id, created_at, credential_epoch"
+    };
+}
+
+macro_rules! access_key_columns {
+    () => {
+        "access_key_id, account_id, secret_sealed, description, created_at, last_used_at, revoked_at"
+    };
+}
+
+macro_rules! node_columns {
+    () => {
+        "id, account_id, parent_id, kind, name, key, implicit, version_row, size, etag, content_type, mtime, created_at, trashed_at, trash_root_id"
+    };
+}
+
+/// Selects from `versions v LEFT JOIN blobs b`.
+macro_rules! version_columns {
+    () => {
+        "v.id, v.node_id, v.version_id, v.blob_id, b.locator, v.size, v.etag, v.blake3, v.content_type, v.attributes, v.parts_count, v.is_delete_marker, v.mtime, v.created_at, v.created_by"
+    };
+}
+
+/// An account: one person or service, with one drive tree.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AccountRow {
+    pub id: i64,
+    pub name: String,
+    pub email: Option<String>,
+    pub password_hash: String,
+    pub is_admin: bool,
+    pub disabled: bool,
+    pub quota_bytes: Option<i64>,
+    pub used_bytes: i64,
+    pub owner_id: String,
+    pub created_at: i64,
+    pub credential_epoch: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub name: String,
+    pub email: Option<String>,
+    pub password_hash: String,
+    pub is_admin: bool,
+    pub quota_bytes: Option<i64>,
+    pub owner_id: String,
+}
+
+/// An S3 access key; the secret is sealed under the server key.
+#[derive(Clone, sqlx::FromRow)]
+pub struct AccessKeyRow {
+    pub access_key_id: String,
+    pub account_id: i64,
+    pub secret_sealed: Vec<u8>,
+    pub description: Option<String>,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+impl std::fmt::Debug for AccessKeyRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessKeyRow")
+            .field("access_key_id", &self.access_key_id)
+            .field("account_id", &self.account_id)
+            .field("secret_sealed", &"<sealed>")
+            .finish_non_exhaustive()
+    }
+}
+
+/// `nodes.kind` values.
+pub const KIND_FILE: i64 = 0;
+pub const KIND_FOLDER: i64 = 1;
+
+/// A folder or file. The current version's size, ETag, type and mtime are copied here so
+/// listings need no join.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct NodeRow {
+    pub id: i64,
+    pub account_id: i64,
+    pub parent_id: Option<i64>,
+    pub kind: i64,
+    pub name: String,
+    pub key: String,
+    pub implicit: bool,
+    pub version_row: Option<i64>,
+    pub size: i64,
+    pub etag: Option<String>,
+    pub content_type: Option<String>,
+    pub mtime: i64,
+    pub created_at: i64,
+    pub trashed_at: Option<i64>,
+    pub trash_root_id: Option<i64>,
+}
+
+impl NodeRow {
+    pub fn is_folder(&self) -> bool {
+        self.kind == KIND_FOLDER
+    }
+}
+
+/// A node to insert.
+#[derive(Debug, Clone)]
+pub struct NewNode {
+    pub account_id: i64,
+    pub parent_id: Option<i64>,
+    pub kind: i64,
+    pub name: String,
+    pub key: String,
+    pub implicit: bool,
+    pub mtime: i64,
+}
+
+/// One version of a file (or folder marker), joined with its blob's locator.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct VersionRow {
+    pub id: i64,
+    pub node_id: i64,
+    pub version_id: String,
+    pub blob_id: Option<i64>,
+    pub locator: Option<String>,
+    pub size: i64,
+    pub etag: String,
+    pub blake3: Option<String>,
+    pub content_type: Option<String>,
+    pub attributes: String,
+    pub parts_count: Option<i64>,
+    pub is_delete_marker: bool,
+    pub mtime: i64,
+    pub created_at: i64,
+    pub created_by: Option<i64>,
+}
+
+/// A version to insert. `blob_id` is `None` for empty content.
+#[derive(Debug, Clone)]
+pub struct NewVersion {
+    pub node_id: i64,
+    pub version_id: String,
+    pub blob_id: Option<i64>,
+    pub size: i64,
+    pub etag: String,
+    pub blake3: Option<String>,
+    pub content_type: Option<String>,
+    pub attributes: String,
+    pub mtime: i64,
+    pub created_by: Option<i64>,
+}
+
+/// A blob file's row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct BlobRow {
+    pub id: i64,
+    pub locator: String,
+    pub size: i64,
+    pub md5: String,
+    pub blake3: String,
+    pub refcount: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewBlob {
+    pub locator: String,
+    pub size: i64,
+    pub md5: String,
+    pub blake3: String,
+}
+
+/// One audit entry.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AuditRow {
+    pub id: i64,
+    pub at: i64,
+    pub account_id: Option<i64>,
+    pub actor_id: Option<i64>,
+    pub protocol: String,
+    pub action: String,
+    pub key: Option<String>,
+    pub detail: Option<String>,
+    pub request_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NewAudit {
+    pub account_id: Option<i64>,
+    pub actor_id: Option<i64>,
+    pub protocol: String,
+    pub action: String,
+    pub key: Option<String>,
+    pub detail: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// What purging a trashed subtree released.
+#[derive(Debug, Clone, Default)]
+pub struct Purged {
+    pub nodes: u64,
+    pub versions: u64,
+    pub bytes: i64,
+}

@@ -1,0 +1,343 @@
+//! The catalog suite: every test runs against SQLite and PostgreSQL, each on a fresh
+//! database (see `testing`).
+
+use super::*;
+use crate::testing::{backends, fresh_catalog};
+
+/// Runs `test` once per backend on a fresh catalog.
+macro_rules! each_backend {
+    (|$catalog:ident| $body:block) => {
+        for kind in backends() {
+            let fresh = fresh_catalog(kind).await;
+            let $catalog = fresh.catalog.clone();
+            async { $body }.await;
+            fresh.catalog.close().await;
+            drop(fresh);
+        }
+    };
+}
+
+async fn account(catalog: &Catalog, name: &str, quota: Option<i64>) -> AccountRow {
+    let mut tx = catalog.begin().await.unwrap();
+    let row = tx
+        .insert_account(&NewAccount {
+            name: name.into(),
+            email: None,
+            password_hash: "hash".into(),
+            is_admin: false,
+            quota_bytes: quota,
+            owner_id: format!("owner-{name}"),
+        })
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    row
+}
+
+async fn node(tx: &mut Tx, account_id: i64, parent: Option<&NodeRow>, key: &str, implicit: bool) -> NodeRow {
+    let folder = key.ends_with('/');
+    let name = key.trim_end_matches('/').rsplit('/').next().unwrap().to_owned();
+    tx.insert_node(&NewNode {
+        account_id,
+        parent_id: parent.map(|p| p.id),
+        kind: if folder { KIND_FOLDER } else { KIND_FILE },
+        name,
+        key: key.into(),
+        implicit,
+        mtime: 1,
+    })
+    .await
+    .unwrap()
+}
+
+async fn file_with_blob(tx: &mut Tx, account_id: i64, parent: &NodeRow, key: &str, size: i64) -> (NodeRow, i64) {
+    let file = node(tx, account_id, Some(parent), key, false).await;
+    let blob_id = tx
+        .insert_blob(&NewBlob { locator: format!("{:032x}", file.id), size, md5: "m".into(), blake3: "b".into() })
+        .await
+        .unwrap();
+    let version = tx
+        .insert_version(&NewVersion {
+            node_id: file.id,
+            version_id: format!("v{}", file.id),
+            blob_id: Some(blob_id),
+            size,
+            etag: "e".into(),
+            blake3: None,
+            content_type: None,
+            attributes: "{}".into(),
+            mtime: 2,
+            created_by: Some(account_id),
+        })
+        .await
+        .unwrap();
+    assert!(tx.charge_usage(account_id, size).await.unwrap());
+    let file = tx.set_current_version(file.id, &version).await.unwrap();
+    (file, blob_id)
+}
+
+fn keys(rows: &[NodeRow]) -> Vec<&str> {
+    rows.iter().map(|r| r.key.as_str()).collect()
+}
+
+#[tokio::test]
+async fn migrations_apply_once_and_reconnecting_is_a_no_op() {
+    for kind in backends() {
+        let fresh = fresh_catalog(kind).await;
+        let again = Catalog::connect(&fresh.url, &ConnectOptions::default()).await.unwrap();
+        again.ping().await.unwrap();
+        assert_eq!(again.kind(), kind);
+        again.close().await;
+        fresh.catalog.close().await;
+    }
+}
+
+#[tokio::test]
+async fn account_names_are_unique_and_lookups_work() {
+    each_backend!(|catalog| {
+        let alice = account(&catalog, "alice", Some(100)).await;
+        assert_eq!(catalog.account_by_name("alice").await.unwrap().unwrap().id, alice.id);
+        assert!(catalog.account_by_name("nobody").await.unwrap().is_none());
+        let mut tx = catalog.begin().await.unwrap();
+        let duplicate = tx
+            .insert_account(&NewAccount {
+                name: "alice".into(),
+                email: None,
+                password_hash: "x".into(),
+                is_admin: false,
+                quota_bytes: None,
+                owner_id: "other".into(),
+            })
+            .await;
+        assert!(matches!(duplicate, Err(Error::Conflict(_))), "{duplicate:?}");
+        drop(tx);
+        let mut tx = catalog.begin().await.unwrap();
+        assert!(tx.set_password(alice.id, "new").await.unwrap());
+        tx.commit().await.unwrap();
+        let updated = catalog.account_by_id(alice.id).await.unwrap().unwrap();
+        assert_eq!(updated.password_hash, "new");
+        assert_eq!(updated.credential_epoch, alice.credential_epoch + 1);
+        assert_eq!(catalog.account_count().await.unwrap(), 1);
+    });
+}
+
+#[tokio::test]
+async fn usage_is_charged_within_quota_only() {
+    each_backend!(|catalog| {
+        let alice = account(&catalog, "alice", Some(100)).await;
+        let mut tx = catalog.begin().await.unwrap();
+        assert!(tx.charge_usage(alice.id, 60).await.unwrap());
+        assert!(!tx.charge_usage(alice.id, 41).await.unwrap(), "over quota must be refused");
+        assert!(tx.charge_usage(alice.id, 40).await.unwrap());
+        assert!(tx.charge_usage(alice.id, -30).await.unwrap());
+        tx.commit().await.unwrap();
+        assert_eq!(catalog.account_by_id(alice.id).await.unwrap().unwrap().used_bytes, 70);
+    });
+}
+
+#[tokio::test]
+async fn access_keys_are_found_until_revoked() {
+    each_backend!(|catalog| {
+        let alice = account(&catalog, "alice", None).await;
+        let mut tx = catalog.begin().await.unwrap();
+        tx.insert_access_key(&AccessKeyRow {
+            access_key_id: "PK1".into(),
+            account_id: alice.id,
+            secret_sealed: vec![1, 2, 3],
+            description: None,
+            created_at: 1,
+            last_used_at: None,
+            revoked_at: None,
+        })
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        let found = catalog.access_key("PK1").await.unwrap().unwrap();
+        assert_eq!((found.account_id, found.secret_sealed), (alice.id, vec![1, 2, 3]));
+        let mut tx = catalog.begin().await.unwrap();
+        assert!(tx.revoke_access_key("PK1").await.unwrap());
+        assert!(!tx.revoke_access_key("PK1").await.unwrap());
+        tx.commit().await.unwrap();
+        assert!(catalog.access_key("PK1").await.unwrap().is_none());
+        assert_eq!(catalog.list_access_keys(Some(alice.id)).await.unwrap().len(), 1);
+    });
+}
+
+#[tokio::test]
+async fn listings_follow_utf8_byte_order_and_skip_implicit_folders() {
+    each_backend!(|catalog| {
+        let alice = account(&catalog, "alice", None).await;
+        let mut tx = catalog.begin().await.unwrap();
+        let bucket = node(&mut tx, alice.id, None, "b/", false).await;
+        let folder = node(&mut tx, alice.id, Some(&bucket), "b/a/", true).await;
+        for key in ["b/a/x", "b/a/y"] {
+            node(&mut tx, alice.id, Some(&folder), key, false).await;
+        }
+        // A file and a folder of the same name, a name that sorts between them, unicode
+        // and upper case: byte order puts "B" < "a" < "a.txt" < "a/" < "é".
+        for key in ["b/a", "b/a.txt", "b/B", "b/\u{e9}", "b/z\u{10ffff}"] {
+            node(&mut tx, alice.id, Some(&bucket), key, false).await;
+        }
+        tx.commit().await.unwrap();
+
+        let all = catalog.list_range(alice.id, &KeyRange::prefixed("b/", "b/"), false, 100).await.unwrap();
+        assert_eq!(keys(&all), ["b/B", "b/a", "b/a.txt", "b/a/x", "b/a/y", "b/z\u{10ffff}", "b/\u{e9}"]);
+        let with_implicit = catalog.list_range(alice.id, &KeyRange::prefixed("b/", "b/"), true, 100).await.unwrap();
+        assert!(keys(&with_implicit).contains(&"b/a/"));
+
+        let children = catalog.list_children(alice.id, Some(bucket.id), &KeyRange::prefixed("b/", ""), 100).await.unwrap();
+        assert_eq!(keys(&children), ["b/B", "b/a", "b/a.txt", "b/a/", "b/z\u{10ffff}", "b/\u{e9}"]);
+        let page = catalog.list_children(alice.id, Some(bucket.id), &KeyRange::prefixed("b/", "b/a.txt"), 2).await.unwrap();
+        assert_eq!(keys(&page), ["b/a/", "b/z\u{10ffff}"]);
+        let prefixed = catalog.list_children(alice.id, Some(bucket.id), &KeyRange::prefixed("b/a", ""), 100).await.unwrap();
+        assert_eq!(keys(&prefixed), ["b/a", "b/a.txt", "b/a/"]);
+        let roots = catalog.list_children(alice.id, None, &KeyRange::default(), 100).await.unwrap();
+        assert_eq!(keys(&roots), ["b/"]);
+        let both = catalog.nodes_at_name(alice.id, "b/a").await.unwrap();
+        assert_eq!(keys(&both), ["b/a", "b/a/"]);
+    });
+}
+
+#[tokio::test]
+async fn live_keys_are_unique_but_trash_may_hold_the_same_key() {
+    each_backend!(|catalog| {
+        let alice = account(&catalog, "alice", None).await;
+        let mut tx = catalog.begin().await.unwrap();
+        let bucket = node(&mut tx, alice.id, None, "b/", false).await;
+        let first = node(&mut tx, alice.id, Some(&bucket), "b/f", false).await;
+        tx.commit().await.unwrap();
+
+        let mut tx = catalog.begin().await.unwrap();
+        let clash = tx
+            .insert_node(&NewNode {
+                account_id: alice.id,
+                parent_id: Some(bucket.id),
+                kind: KIND_FILE,
+                name: "f".into(),
+                key: "b/f".into(),
+                implicit: false,
+                mtime: 1,
+            })
+            .await;
+        assert!(matches!(clash, Err(Error::Conflict(_))), "{clash:?}");
+        drop(tx);
+
+        let mut tx = catalog.begin().await.unwrap();
+        tx.trash_subtree(&first, Some(alice.id)).await.unwrap();
+        node(&mut tx, alice.id, Some(&bucket), "b/f", false).await;
+        tx.commit().await.unwrap();
+        assert_eq!(catalog.list_trash(alice.id).await.unwrap().len(), 1);
+    });
+}
+
+#[tokio::test]
+async fn moving_a_folder_rewrites_every_key_below_it() {
+    each_backend!(|catalog| {
+        let alice = account(&catalog, "alice", None).await;
+        let mut tx = catalog.begin().await.unwrap();
+        let bucket = node(&mut tx, alice.id, None, "b/", false).await;
+        let src = node(&mut tx, alice.id, Some(&bucket), "b/src/", false).await;
+        let inner = node(&mut tx, alice.id, Some(&src), "b/src/in/", false).await;
+        node(&mut tx, alice.id, Some(&inner), "b/src/in/deep.txt", false).await;
+        node(&mut tx, alice.id, Some(&src), "b/src/f\u{fc}r.txt", false).await;
+        // A sibling whose name starts like the source must not move.
+        node(&mut tx, alice.id, Some(&bucket), "b/src2", false).await;
+        let moved = tx.move_subtree(&src, Some(bucket.id), "d\u{e9}st", "b/d\u{e9}st/").await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(moved, 4);
+        let all = catalog.list_range(alice.id, &KeyRange::prefixed("b/", "b/"), true, 100).await.unwrap();
+        assert_eq!(
+            keys(&all),
+            ["b/d\u{e9}st/", "b/d\u{e9}st/f\u{fc}r.txt", "b/d\u{e9}st/in/", "b/d\u{e9}st/in/deep.txt", "b/src2"]
+        );
+        let moved_inner = catalog.node_by_key(alice.id, "b/d\u{e9}st/in/").await.unwrap().unwrap();
+        assert_eq!(moved_inner.parent_id, Some(src.id));
+    });
+}
+
+#[tokio::test]
+async fn trash_restore_and_purge_keep_blobs_and_usage_in_step() {
+    each_backend!(|catalog| {
+        let alice = account(&catalog, "alice", None).await;
+        let mut tx = catalog.begin().await.unwrap();
+        let bucket = node(&mut tx, alice.id, None, "b/", false).await;
+        let folder = node(&mut tx, alice.id, Some(&bucket), "b/dir/", false).await;
+        let (_, blob_a) = file_with_blob(&mut tx, alice.id, &folder, "b/dir/a", 10).await;
+        let (_, blob_b) = file_with_blob(&mut tx, alice.id, &folder, "b/dir/b", 5).await;
+        // A copy elsewhere shares blob a.
+        let (copy, blob_c) = file_with_blob(&mut tx, alice.id, &bucket, "b/copy", 10).await;
+        let copy_version = tx.version(copy.version_row.unwrap()).await.unwrap().unwrap();
+        tx.add_blob_refs(blob_a, 1).await.unwrap();
+        tx.commit().await.unwrap();
+        let _ = (copy_version, blob_c);
+
+        let mut tx = catalog.begin().await.unwrap();
+        assert_eq!(tx.trash_subtree(&folder, Some(alice.id)).await.unwrap(), 3);
+        tx.commit().await.unwrap();
+        assert!(catalog.node_by_key(alice.id, "b/dir/a").await.unwrap().is_none());
+        let trash = catalog.list_trash(alice.id).await.unwrap();
+        assert_eq!(keys(&trash), ["b/dir/"]);
+
+        let mut tx = catalog.begin().await.unwrap();
+        assert_eq!(tx.restore_subtree(alice.id, folder.id, Some(bucket.id)).await.unwrap(), 3);
+        tx.commit().await.unwrap();
+        assert!(catalog.node_by_key(alice.id, "b/dir/a").await.unwrap().is_some());
+
+        let folder = catalog.node_by_key(alice.id, "b/dir/").await.unwrap().unwrap();
+        let mut tx = catalog.begin().await.unwrap();
+        tx.trash_subtree(&folder, Some(alice.id)).await.unwrap();
+        let purged = tx.purge_subtree(alice.id, folder.id).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!((purged.nodes, purged.versions, purged.bytes), (3, 2, 15));
+        assert_eq!(catalog.account_by_id(alice.id).await.unwrap().unwrap().used_bytes, 10);
+        let unreferenced: Vec<i64> = catalog.unreferenced_blobs(10).await.unwrap().iter().map(|b| b.id).collect();
+        assert_eq!(unreferenced, [blob_b], "blob a is still shared by the copy");
+        assert!(catalog.forget_blob(blob_b).await.unwrap());
+        assert_eq!(catalog.recount_blob_references().await.unwrap(), 1, "blob a's extra test reference is corrected");
+        assert_eq!(catalog.versions_with_missing_blob_rows().await.unwrap(), 0);
+    });
+}
+
+#[tokio::test]
+async fn audit_rows_are_kept_per_account() {
+    each_backend!(|catalog| {
+        let alice = account(&catalog, "alice", None).await;
+        let mut tx = catalog.begin().await.unwrap();
+        tx.insert_audit(&NewAudit {
+            account_id: Some(alice.id),
+            actor_id: Some(alice.id),
+            protocol: "s3".into(),
+            action: "put".into(),
+            key: Some("b/k".into()),
+            detail: None,
+            request_id: Some("r1".into()),
+        })
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        let rows = catalog.audit_log(alice.id, 10).await.unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].action.as_str(), rows[0].request_id.as_deref()), ("put", Some("r1")));
+    });
+}
+
+#[test]
+fn prefix_successor_bounds_exactly_the_prefixed_keys() {
+    for (prefix, expected) in [
+        ("", None),
+        ("a", Some("b")),
+        ("a/", Some("a0")),
+        ("\u{d7ff}", Some("\u{e000}")),
+        ("x\u{10ffff}", Some("y")),
+        ("\u{10ffff}", None),
+    ] {
+        assert_eq!(prefix_successor(prefix).as_deref(), expected, "{prefix:?}");
+    }
+}
+
+#[test]
+fn database_passwords_are_redacted() {
+    assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+    assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+    assert_eq!(redact_url("sqlite://./data/catalog.db"), "sqlite://./data/catalog.db");
+}

@@ -1,0 +1,546 @@
+//! Write transactions. Every mutation the drive makes runs inside one `Tx`, so a request
+//! either commits all its rows (node, version, blob, usage, audit) or none.
+
+use sqlx::{Postgres, Sqlite, Transaction};
+
+use crate::{
+    AccessKeyRow, AccountRow, Backend, Error, KeyRange, NewAccount, NewAudit, NewBlob, NewNode, NewVersion, NodeRow,
+    Purged, Result, VersionRow, now_nanos,
+};
+
+enum Inner {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+/// An open write transaction. Dropped without `commit`, it rolls back.
+pub struct Tx {
+    inner: Inner,
+}
+
+/// Expands `$body` once per driver with `$conn` bound to the transaction's connection.
+macro_rules! on_tx {
+    ($self:expr, $conn:ident => $body:expr) => {
+        match &mut $self.inner {
+            Inner::Sqlite(tx) => {
+                let $conn = &mut **tx;
+                $body
+            }
+            Inner::Postgres(tx) => {
+                let $conn = &mut **tx;
+                $body
+            }
+        }
+    };
+}
+
+impl Tx {
+    pub(crate) async fn begin(backend: &Backend) -> Result<Self> {
+        let inner = match backend {
+            Backend::Sqlite { write, .. } => Inner::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres(pool) => Inner::Postgres(pool.begin().await?),
+        };
+        Ok(Self { inner })
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        match self.inner {
+            Inner::Sqlite(tx) => tx.commit().await?,
+            Inner::Postgres(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+
+    pub async fn rollback(self) -> Result<()> {
+        match self.inner {
+            Inner::Sqlite(tx) => tx.rollback().await?,
+            Inner::Postgres(tx) => tx.rollback().await?,
+        }
+        Ok(())
+    }
+
+    // ---- accounts and keys -------------------------------------------------------------
+
+    pub async fn insert_account(&mut self, account: &NewAccount) -> Result<AccountRow> {
+        Ok(on_tx!(self, conn => {
+            sqlx::query_as(concat!(
+                "INSERT INTO accounts (name, email, password_hash, is_admin, quota_bytes, owner_id, created_at)",
+                " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ", account_columns!()
+            ))
+            .bind(&account.name)
+            .bind(&account.email)
+            .bind(&account.password_hash)
+            .bind(account.is_admin)
+            .bind(account.quota_bytes)
+            .bind(&account.owner_id)
+            .bind(now_nanos())
+            .fetch_one(conn)
+            .await?
+        }))
+    }
+
+    /// Sets a new password hash and bumps the credential epoch (invalidating caches).
+    pub async fn set_password(&mut self, account_id: i64, password_hash: &str) -> Result<bool> {
+        let done = on_tx!(self, conn => {
+            sqlx::query("UPDATE accounts SET password_hash = $2, credential_epoch = credential_epoch + 1 WHERE id = $1")
+                .bind(account_id)
+                .bind(password_hash)
+                .execute(conn)
+                .await?
+                .rows_affected()
+        });
+        Ok(done > 0)
+    }
+
+    pub async fn set_disabled(&mut self, account_id: i64, disabled: bool) -> Result<bool> {
+        let done = on_tx!(self, conn => {
+            sqlx::query("UPDATE accounts SET disabled = $2, credential_epoch = credential_epoch + 1 WHERE id = $1")
+                .bind(account_id)
+                .bind(disabled)
+                .execute(conn)
+                .await?
+                .rows_affected()
+        });
+        Ok(done > 0)
+    }
+
+    pub async fn set_quota(&mut self, account_id: i64, quota_bytes: Option<i64>) -> Result<bool> {
+        let done = on_tx!(self, conn => {
+            sqlx::query("UPDATE accounts SET quota_bytes = $2 WHERE id = $1")
+                .bind(account_id)
+                .bind(quota_bytes)
+                .execute(conn)
+                .await?
+                .rows_affected()
+        });
+        Ok(done > 0)
+    }
+
+    /// Adds `delta` bytes to the account's usage. A positive delta is refused (returns
+    /// `false`, nothing changed) when it would pass the quota: the check and the update are
+    /// one statement, so concurrent uploads cannot both squeeze under the limit.
+    pub async fn charge_usage(&mut self, account_id: i64, delta: i64) -> Result<bool> {
+        let done = on_tx!(self, conn => {
+            sqlx::query(
+                "UPDATE accounts SET used_bytes = used_bytes + $2
+                 WHERE id = $1 AND ($2 <= 0 OR quota_bytes IS NULL OR used_bytes + $2 <= quota_bytes)",
+            )
+            .bind(account_id)
+            .bind(delta)
+            .execute(conn)
+            .await?
+            .rows_affected()
+        });
+        Ok(done > 0)
+    }
+
+    pub async fn insert_access_key(&mut self, key: &AccessKeyRow) -> Result<()> {
+        on_tx!(self, conn => {
+            sqlx::query(
+                "INSERT INTO access_keys (access_key_id, account_id, secret_sealed, description, created_at)
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&key.access_key_id)
+            .bind(key.account_id)
+            .bind(&key.secret_sealed)
+            .bind(&key.description)
+            .bind(key.created_at)
+            .execute(conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn revoke_access_key(&mut self, access_key_id: &str) -> Result<bool> {
+        let done = on_tx!(self, conn => {
+            sqlx::query("UPDATE access_keys SET revoked_at = $2 WHERE access_key_id = $1 AND revoked_at IS NULL")
+                .bind(access_key_id)
+                .bind(now_nanos())
+                .execute(conn)
+                .await?
+                .rows_affected()
+        });
+        Ok(done > 0)
+    }
+
+    // ---- nodes -----------------------------------------------------------------------
+
+    pub async fn node_by_key(&mut self, account_id: i64, key: &str) -> Result<Option<NodeRow>> {
+        Ok(on_tx!(self, conn => {
+            sqlx::query_as(concat!(
+                "SELECT ", node_columns!(), " FROM nodes WHERE account_id = $1 AND key = $2 AND trashed_at IS NULL"
+            ))
+            .bind(account_id)
+            .bind(key)
+            .fetch_optional(conn)
+            .await?
+        }))
+    }
+
+    pub async fn node_by_id(&mut self, node_id: i64) -> Result<Option<NodeRow>> {
+        Ok(on_tx!(self, conn => {
+            sqlx::query_as(concat!("SELECT ", node_columns!(), " FROM nodes WHERE id = $1"))
+                .bind(node_id)
+                .fetch_optional(conn)
+                .await?
+        }))
+    }
+
+    pub async fn insert_node(&mut self, node: &NewNode) -> Result<NodeRow> {
+        Ok(on_tx!(self, conn => {
+            sqlx::query_as(concat!(
+                "INSERT INTO nodes (account_id, parent_id, kind, name, key, implicit, mtime, created_at)",
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ", node_columns!()
+            ))
+            .bind(node.account_id)
+            .bind(node.parent_id)
+            .bind(node.kind)
+            .bind(&node.name)
+            .bind(&node.key)
+            .bind(node.implicit)
+            .bind(node.mtime)
+            .bind(now_nanos())
+            .fetch_one(conn)
+            .await?
+        }))
+    }
+
+    pub async fn set_implicit(&mut self, node_id: i64, implicit: bool) -> Result<()> {
+        on_tx!(self, conn => {
+            sqlx::query("UPDATE nodes SET implicit = $2 WHERE id = $1").bind(node_id).bind(implicit).execute(conn).await?;
+        });
+        Ok(())
+    }
+
+    pub async fn set_mtime(&mut self, node_id: i64, mtime: i64) -> Result<()> {
+        on_tx!(self, conn => {
+            sqlx::query("UPDATE nodes SET mtime = $2 WHERE id = $1").bind(node_id).bind(mtime).execute(conn).await?;
+        });
+        Ok(())
+    }
+
+    /// Points a node at a version and copies the listing columns from it.
+    pub async fn set_current_version(&mut self, node_id: i64, version: &VersionRow) -> Result<NodeRow> {
+        Ok(on_tx!(self, conn => {
+            sqlx::query_as(concat!(
+                "UPDATE nodes SET version_row = $2, size = $3, etag = $4, content_type = $5, mtime = $6",
+                " WHERE id = $1 RETURNING ", node_columns!()
+            ))
+            .bind(node_id)
+            .bind(version.id)
+            .bind(version.size)
+            .bind(&version.etag)
+            .bind(&version.content_type)
+            .bind(version.mtime)
+            .fetch_one(conn)
+            .await?
+        }))
+    }
+
+    /// Whether a folder has any live child.
+    pub async fn has_children(&mut self, folder_id: i64) -> Result<bool> {
+        let found: Option<(i64,)> = on_tx!(self, conn => {
+            sqlx::query_as("SELECT id FROM nodes WHERE parent_id = $1 AND trashed_at IS NULL LIMIT 1")
+                .bind(folder_id)
+                .fetch_optional(conn)
+                .await?
+        });
+        Ok(found.is_some())
+    }
+
+    /// Removes a node row that holds nothing (an implicit folder left empty).
+    pub async fn delete_empty_node(&mut self, node_id: i64) -> Result<()> {
+        on_tx!(self, conn => {
+            sqlx::query("DELETE FROM nodes WHERE id = $1 AND version_row IS NULL").bind(node_id).execute(conn).await?;
+        });
+        Ok(())
+    }
+
+    /// Every live node of `node`'s subtree (the node itself and, for a folder, all below
+    /// it), in key order, so parents come before their children.
+    pub async fn subtree(&mut self, node: &NodeRow) -> Result<Vec<NodeRow>> {
+        if !node.is_folder() {
+            return Ok(vec![node.clone()]);
+        }
+        let range = KeyRange::prefixed(&node.key, "");
+        Ok(on_tx!(self, conn => {
+            sqlx::query_as(concat!(
+                "SELECT ", node_columns!(), " FROM nodes",
+                " WHERE account_id = $1 AND trashed_at IS NULL AND key >= $2 AND key < $3",
+                " ORDER BY key"
+            ))
+            .bind(node.account_id)
+            .bind(&range.from)
+            .bind(&range.to)
+            .fetch_all(conn)
+            .await?
+        }))
+    }
+
+    /// Renames a node and, for a folder, rewrites the keys of everything below it in one
+    /// statement. The caller has checked that the destination is free and not inside the
+    /// source.
+    pub async fn move_subtree(
+        &mut self,
+        node: &NodeRow,
+        new_parent_id: Option<i64>,
+        new_name: &str,
+        new_key: &str,
+    ) -> Result<u64> {
+        let moved_root = on_tx!(self, conn => {
+            sqlx::query("UPDATE nodes SET parent_id = $2, name = $3, key = $4 WHERE id = $1")
+                .bind(node.id)
+                .bind(new_parent_id)
+                .bind(new_name)
+                .bind(new_key)
+                .execute(conn)
+                .await?
+                .rows_affected()
+        });
+        if !node.is_folder() {
+            return Ok(moved_root);
+        }
+        let below = KeyRange::prefixed(&node.key, &node.key);
+        let old_len = node.key.chars().count() as i64;
+        let moved_below = on_tx!(self, conn => {
+            sqlx::query(
+                "UPDATE nodes SET key = $4 || substr(key, $5)
+                 WHERE account_id = $1 AND trashed_at IS NULL AND key > $2 AND key < $3",
+            )
+            .bind(node.account_id)
+            .bind(&below.after)
+            .bind(&below.to)
+            .bind(new_key)
+            .bind(i32::try_from(old_len + 1).unwrap_or(i32::MAX))
+            .execute(conn)
+            .await?
+            .rows_affected()
+        });
+        Ok(moved_root + moved_below)
+    }
+
+    /// Moves a live subtree to the trash as one unit: the root loses its parent (its key
+    /// remembers where it was), every row gets the same trash root.
+    pub async fn trash_subtree(&mut self, node: &NodeRow, actor_id: Option<i64>) -> Result<u64> {
+        // A file is its own subtree: the range then matches exactly its key.
+        let (from, to) = match node.is_folder() {
+            true => (node.key.clone(), crate::prefix_successor(&node.key)),
+            false => (node.key.clone(), None),
+        };
+        let now = now_nanos();
+        let count = on_tx!(self, conn => {
+            sqlx::query(
+                "UPDATE nodes SET trashed_at = $4, trash_root_id = $5, trashed_by = $6,
+                        parent_id = CASE WHEN id = $5 THEN NULL ELSE parent_id END
+                 WHERE account_id = $1 AND trashed_at IS NULL
+                   AND ((NOT $7 AND id = $5) OR ($7 AND key >= $2 AND key < $3))",
+            )
+            .bind(node.account_id)
+            .bind(&from)
+            .bind(&to)
+            .bind(now)
+            .bind(node.id)
+            .bind(actor_id)
+            .bind(node.is_folder())
+            .execute(conn)
+            .await?
+            .rows_affected()
+        });
+        Ok(count)
+    }
+
+    /// A trashed subtree's root.
+    pub async fn trash_root(&mut self, account_id: i64, root_id: i64) -> Result<Option<NodeRow>> {
+        Ok(on_tx!(self, conn => {
+            sqlx::query_as(concat!(
+                "SELECT ", node_columns!(), " FROM nodes",
+                " WHERE account_id = $1 AND id = $2 AND trashed_at IS NOT NULL AND trash_root_id = id"
+            ))
+            .bind(account_id)
+            .bind(root_id)
+            .fetch_optional(conn)
+            .await?
+        }))
+    }
+
+    /// Brings a trashed subtree back under `parent_id`. The caller checked the root's key
+    /// is free; keys below it cannot be taken while it is.
+    pub async fn restore_subtree(&mut self, account_id: i64, root_id: i64, parent_id: Option<i64>) -> Result<u64> {
+        let count = on_tx!(self, conn => {
+            sqlx::query(
+                "UPDATE nodes SET trashed_at = NULL, trash_root_id = NULL, trashed_by = NULL,
+                        parent_id = CASE WHEN id = $2 THEN $3 ELSE parent_id END
+                 WHERE account_id = $1 AND trash_root_id = $2 AND trashed_at IS NOT NULL",
+            )
+            .bind(account_id)
+            .bind(root_id)
+            .bind(parent_id)
+            .execute(conn)
+            .await?
+            .rows_affected()
+        });
+        Ok(count)
+    }
+
+    /// Deletes a trashed subtree for good: its versions release their blobs (refcount)
+    /// and their bytes (usage). Unreferenced blobs are left for `Catalog::unreferenced_blobs`
+    /// so the file is removed before its row, never the other way round.
+    pub async fn purge_subtree(&mut self, account_id: i64, root_id: i64) -> Result<Purged> {
+        let (bytes, versions): (i64, i64) = on_tx!(self, conn => {
+            sqlx::query_as(
+                "SELECT CAST(COALESCE(SUM(v.size), 0) AS BIGINT), COUNT(v.id) FROM versions v JOIN nodes n ON n.id = v.node_id
+                 WHERE n.account_id = $1 AND n.trash_root_id = $2 AND n.trashed_at IS NOT NULL",
+            )
+            .bind(account_id)
+            .bind(root_id)
+            .fetch_one(conn)
+            .await?
+        });
+        on_tx!(self, conn => {
+            sqlx::query(
+                "UPDATE blobs SET refcount = refcount - (
+                     SELECT COUNT(*) FROM versions v JOIN nodes n ON n.id = v.node_id
+                     WHERE v.blob_id = blobs.id AND n.account_id = $1 AND n.trash_root_id = $2 AND n.trashed_at IS NOT NULL)
+                 WHERE id IN (
+                     SELECT v.blob_id FROM versions v JOIN nodes n ON n.id = v.node_id
+                     WHERE n.account_id = $1 AND n.trash_root_id = $2 AND n.trashed_at IS NOT NULL AND v.blob_id IS NOT NULL)",
+            )
+            .bind(account_id)
+            .bind(root_id)
+            .execute(conn)
+            .await?;
+        });
+        on_tx!(self, conn => {
+            sqlx::query(
+                "UPDATE blobs SET refcount = refcount - (
+                     SELECT COUNT(*) FROM version_parts p JOIN versions v ON v.id = p.version_row JOIN nodes n ON n.id = v.node_id
+                     WHERE p.blob_id = blobs.id AND n.account_id = $1 AND n.trash_root_id = $2 AND n.trashed_at IS NOT NULL)
+                 WHERE id IN (
+                     SELECT p.blob_id FROM version_parts p JOIN versions v ON v.id = p.version_row JOIN nodes n ON n.id = v.node_id
+                     WHERE n.account_id = $1 AND n.trash_root_id = $2 AND n.trashed_at IS NOT NULL AND p.blob_id IS NOT NULL)",
+            )
+            .bind(account_id)
+            .bind(root_id)
+            .execute(conn)
+            .await?;
+        });
+        // nodes.version_row points into versions: clear it first so the cascade from nodes
+        // to versions never meets a reference back.
+        on_tx!(self, conn => {
+            sqlx::query("UPDATE nodes SET version_row = NULL WHERE account_id = $1 AND trash_root_id = $2 AND trashed_at IS NOT NULL")
+                .bind(account_id)
+                .bind(root_id)
+                .execute(conn)
+                .await?;
+        });
+        let nodes = on_tx!(self, conn => {
+            sqlx::query("DELETE FROM nodes WHERE account_id = $1 AND trash_root_id = $2 AND trashed_at IS NOT NULL")
+                .bind(account_id)
+                .bind(root_id)
+                .execute(conn)
+                .await?
+                .rows_affected()
+        });
+        self.charge_usage(account_id, -bytes).await?;
+        Ok(Purged { nodes, versions: versions as u64, bytes })
+    }
+
+    // ---- versions and blobs ------------------------------------------------------------
+
+    /// Inserts a blob row with one reference.
+    pub async fn insert_blob(&mut self, blob: &NewBlob) -> Result<i64> {
+        let (id,): (i64,) = on_tx!(self, conn => {
+            sqlx::query_as(
+                "INSERT INTO blobs (locator, size, md5, blake3, refcount, created_at) VALUES ($1, $2, $3, $4, 1, $5) RETURNING id",
+            )
+            .bind(&blob.locator)
+            .bind(blob.size)
+            .bind(&blob.md5)
+            .bind(&blob.blake3)
+            .bind(now_nanos())
+            .fetch_one(conn)
+            .await?
+        });
+        Ok(id)
+    }
+
+    /// Adds `delta` references to a blob (a copy shares its source's blob).
+    pub async fn add_blob_refs(&mut self, blob_id: i64, delta: i64) -> Result<()> {
+        on_tx!(self, conn => {
+            sqlx::query("UPDATE blobs SET refcount = refcount + $2 WHERE id = $1").bind(blob_id).bind(delta).execute(conn).await?;
+        });
+        Ok(())
+    }
+
+    pub async fn insert_version(&mut self, version: &NewVersion) -> Result<VersionRow> {
+        let now = now_nanos();
+        let id: (i64,) = on_tx!(self, conn => {
+            sqlx::query_as(
+                "INSERT INTO versions (node_id, version_id, blob_id, size, etag, blake3, content_type, attributes, mtime, created_at, created_by)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+            )
+            .bind(version.node_id)
+            .bind(&version.version_id)
+            .bind(version.blob_id)
+            .bind(version.size)
+            .bind(&version.etag)
+            .bind(&version.blake3)
+            .bind(&version.content_type)
+            .bind(&version.attributes)
+            .bind(version.mtime)
+            .bind(now)
+            .bind(version.created_by)
+            .fetch_one(conn)
+            .await?
+        });
+        self.version(id.0).await?.ok_or_else(|| Error::Invalid("inserted version vanished".into()))
+    }
+
+    pub async fn version(&mut self, version_row: i64) -> Result<Option<VersionRow>> {
+        Ok(on_tx!(self, conn => {
+            sqlx::query_as(concat!(
+                "SELECT ", version_columns!(), " FROM versions v LEFT JOIN blobs b ON b.id = v.blob_id WHERE v.id = $1"
+            ))
+            .bind(version_row)
+            .fetch_optional(conn)
+            .await?
+        }))
+    }
+
+    /// Copies a node's dead properties to another node (WebDAV COPY keeps them).
+    pub async fn copy_dead_props(&mut self, from_node: i64, to_node: i64) -> Result<()> {
+        on_tx!(self, conn => {
+            sqlx::query(
+                "INSERT INTO dead_props (node_id, namespace, name, value_xml)
+                 SELECT $2, namespace, name, value_xml FROM dead_props WHERE node_id = $1",
+            )
+            .bind(from_node)
+            .bind(to_node)
+            .execute(conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    // ---- audit -------------------------------------------------------------------------
+
+    pub async fn insert_audit(&mut self, entry: &NewAudit) -> Result<()> {
+        on_tx!(self, conn => {
+            sqlx::query(
+                "INSERT INTO audit_log (at, account_id, actor_id, protocol, action, key, detail, request_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(now_nanos())
+            .bind(entry.account_id)
+            .bind(entry.actor_id)
+            .bind(&entry.protocol)
+            .bind(&entry.action)
+            .bind(&entry.key)
+            .bind(&entry.detail)
+            .bind(&entry.request_id)
+            .execute(conn)
+            .await?;
+        });
+        Ok(())
+    }
+}

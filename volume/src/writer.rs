@@ -1,0 +1,206 @@
+//! The write path: stream → temp file (hashing) → fsync → rename → fsync dir.
+//!
+//! The async side pulls the request body and enforces limits; a blocking thread owns the
+//! file, so disk latency never stalls the runtime. The temp file is created lazily on the
+//! first byte: an empty body writes nothing and yields no blob at all (Windows and Finder
+//! create every file empty first, then write it).
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use md5::Digest;
+use tokio::sync::mpsc;
+
+use crate::{BlobLocator, Error, LimitReason, Result, Volume};
+
+/// Size of the write buffer in front of the temp file: large enough that small network
+/// chunks become few large `write` calls.
+const WRITE_BUFFER: usize = 1 << 20;
+/// Chunks queued between the network and the disk thread.
+const QUEUE_DEPTH: usize = 16;
+
+/// Limits applied while a body streams in.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriteLimit {
+    /// The length the client announced; a body that ends short is `Incomplete`, one that
+    /// runs longer is `TooLarge`.
+    pub expected: Option<u64>,
+    /// The most bytes this write may take, and why.
+    pub max: Option<(u64, LimitReason)>,
+}
+
+/// A blob that is durably on disk (or, for an empty body, no blob at all).
+#[derive(Debug, Clone)]
+pub struct WrittenBlob {
+    /// `None` for an empty body.
+    pub locator: Option<BlobLocator>,
+    pub size: u64,
+    pub md5: [u8; 16],
+    pub blake3: [u8; 32],
+}
+
+enum Message {
+    Chunk(Bytes),
+    Finish,
+}
+
+pub(crate) async fn write<S>(volume: &Volume, mut body: S, limit: WriteLimit) -> Result<WrittenBlob>
+where
+    S: futures::Stream<Item = io::Result<Bytes>> + Send + Unpin,
+{
+    if let (Some(expected), Some((max, reason))) = (limit.expected, limit.max)
+        && expected > max
+    {
+        return Err(Error::TooLarge { limit: max, reason });
+    }
+    let (sender, receiver) = mpsc::channel::<Message>(QUEUE_DEPTH);
+    let locator = BlobLocator::generate();
+    let temp_path = volume.temp_dir().join(format!("{locator}.part"));
+    let final_path = volume.blob_path(&locator);
+    let disk = tokio::task::spawn_blocking(move || disk_thread(receiver, &temp_path, &final_path));
+
+    let mut received: u64 = 0;
+    let outcome: Result<()> = async {
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(Error::Body)?;
+            if chunk.is_empty() {
+                continue;
+            }
+            received += chunk.len() as u64;
+            if let Some(expected) = limit.expected
+                && received > expected
+            {
+                return Err(Error::TooLarge { limit: expected, reason: LimitReason::MaxObjectSize });
+            }
+            if let Some((max, reason)) = limit.max
+                && received > max
+            {
+                return Err(Error::TooLarge { limit: max, reason });
+            }
+            if sender.send(Message::Chunk(chunk)).await.is_err() {
+                // The disk thread stopped early: its own error is reported below.
+                break;
+            }
+        }
+        if let Some(expected) = limit.expected
+            && received < expected
+        {
+            return Err(Error::Incomplete { expected, received });
+        }
+        Ok(())
+    }
+    .await;
+
+    if outcome.is_ok() {
+        // A send failure means the disk thread already failed; its result says why.
+        let _ = sender.send(Message::Finish).await;
+    }
+    drop(sender);
+    let disk_result = disk.await.map_err(|err| io::Error::other(err.to_string()))?;
+    outcome?;
+    let (size, md5, blake3) = disk_result?;
+    Ok(WrittenBlob { locator: (size > 0).then_some(locator), size, md5, blake3 })
+}
+
+/// Owns the temp file. Without a `Finish` message (body failed, limit hit, client gone)
+/// the temp file is removed and nothing becomes visible.
+fn disk_thread(
+    mut receiver: mpsc::Receiver<Message>,
+    temp_path: &Path,
+    final_path: &Path,
+) -> Result<(u64, [u8; 16], [u8; 32])> {
+    let mut md5 = md5::Md5::new();
+    let mut blake3 = blake3::Hasher::new();
+    let mut size: u64 = 0;
+    let mut file: Option<BufWriter<File>> = None;
+    let mut finished = false;
+
+    let result = (|| -> io::Result<()> {
+        while let Some(message) = receiver.blocking_recv() {
+            match message {
+                Message::Chunk(chunk) => {
+                    md5.update(&chunk);
+                    blake3.update(&chunk);
+                    size += chunk.len() as u64;
+                    let writer = match &mut file {
+                        Some(writer) => writer,
+                        None => file.insert(BufWriter::with_capacity(WRITE_BUFFER, create_temp(temp_path)?)),
+                    };
+                    writer.write_all(&chunk)?;
+                }
+                Message::Finish => {
+                    finished = true;
+                    break;
+                }
+            }
+        }
+        Ok(())
+    })();
+
+    let committed = match (result, finished, file) {
+        (Ok(()), true, Some(writer)) => publish(writer, temp_path, final_path),
+        (Ok(()), true, None) => Ok(()),
+        (Ok(()), false, _) => Err(io::Error::new(io::ErrorKind::Interrupted, "upload aborted")),
+        (Err(err), _, _) => Err(err),
+    };
+    if let Err(err) = committed {
+        let _ = std::fs::remove_file(temp_path);
+        return Err(err.into());
+    }
+    let md5: [u8; 16] = md5.finalize().into();
+    Ok((size, md5, *blake3.finalize().as_bytes()))
+}
+
+fn create_temp(path: &Path) -> io::Result<File> {
+    std::fs::OpenOptions::new().write(true).create_new(true).open(path)
+}
+
+/// fsync the data, rename into place, fsync the directory: after this returns, a crash
+/// cannot lose the blob, and before it the blob is invisible.
+fn publish(writer: BufWriter<File>, temp_path: &Path, final_path: &Path) -> io::Result<()> {
+    let file = writer.into_inner().map_err(|err| err.into_error())?;
+    file.sync_all()?;
+    drop(file);
+    let dir = final_path.parent().expect("blob paths have a parent");
+    match std::fs::rename(temp_path, final_path) {
+        Ok(()) => {}
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            create_dirs_durably(dir)?;
+            std::fs::rename(temp_path, final_path)?;
+        }
+        Err(err) => return Err(err),
+    }
+    sync_dir(dir)
+}
+
+/// Creates the shard directories and fsyncs each new directory's parent, so the new
+/// entries survive a crash together with the blob inside them.
+fn create_dirs_durably(dir: &Path) -> io::Result<()> {
+    let mut missing: Vec<PathBuf> = Vec::new();
+    let mut cursor = Some(dir);
+    while let Some(path) = cursor {
+        if path.exists() {
+            break;
+        }
+        missing.push(path.to_path_buf());
+        cursor = path.parent();
+    }
+    for path in missing.iter().rev() {
+        match std::fs::create_dir(path) {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(err) => return Err(err),
+        }
+        if let Some(parent) = path.parent() {
+            sync_dir(parent)?;
+        }
+    }
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
