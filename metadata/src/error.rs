@@ -13,7 +13,9 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
     /// A migration on disk differs from the one that was applied.
-    #[error("migration {version} ({name}) was changed after it was applied; migrations are append-only")]
+    #[error(
+        "migration {version} ({name}) was changed after it was applied; migrations are append-only"
+    )]
     MigrationChanged { version: i64, name: String },
     #[error("catalog error: {0}")]
     Internal(#[source] sqlx::Error),
@@ -24,11 +26,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl From<sqlx::Error> for Error {
     fn from(err: sqlx::Error) -> Self {
         match &err {
-            sqlx::Error::Database(db) if db.is_unique_violation() => Error::Conflict(db.message().to_owned()),
-            sqlx::Error::Database(db) if is_busy(db.code().as_deref()) => Error::Unavailable(err),
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => {
-                Error::Unavailable(err)
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                Error::Conflict(db.message().to_owned())
             }
+            sqlx::Error::Database(db) if is_busy(db.code().as_deref()) => Error::Unavailable(err),
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::WorkerCrashed => Error::Unavailable(err),
             _ => Error::Internal(err),
         }
     }

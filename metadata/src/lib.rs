@@ -22,7 +22,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 pub use error::{Error, Result};
 pub use rows::*;
@@ -57,7 +59,10 @@ pub(crate) enum Backend {
     /// SQLite allows one writer at a time: a one-connection write pool queues writers in
     /// the process instead of letting them spin on SQLITE_BUSY; readers run in parallel
     /// under WAL.
-    Sqlite { read: SqlitePool, write: SqlitePool },
+    Sqlite {
+        read: SqlitePool,
+        write: SqlitePool,
+    },
     Postgres(PgPool),
 }
 
@@ -69,7 +74,9 @@ pub struct Catalog {
 
 impl std::fmt::Debug for Catalog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Catalog").field("backend", &self.kind()).finish()
+        f.debug_struct("Catalog")
+            .field("backend", &self.kind())
+            .finish()
     }
 }
 
@@ -82,7 +89,10 @@ pub struct ConnectOptions {
 
 impl Default for ConnectOptions {
     fn default() -> Self {
-        Self { max_connections: 16, acquire_timeout: Duration::from_secs(30) }
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -121,7 +131,9 @@ impl Catalog {
             .acquire_timeout(options.acquire_timeout)
             .connect_with(connect.read_only(true))
             .await?;
-        Ok(Self { backend: Backend::Sqlite { read, write } })
+        Ok(Self {
+            backend: Backend::Sqlite { read, write },
+        })
     }
 
     async fn connect_postgres(url: &str, options: &ConnectOptions) -> Result<Self> {
@@ -130,7 +142,9 @@ impl Catalog {
             .acquire_timeout(options.acquire_timeout)
             .connect(url)
             .await?;
-        Ok(Self { backend: Backend::Postgres(pool) })
+        Ok(Self {
+            backend: Backend::Postgres(pool),
+        })
     }
 
     pub fn kind(&self) -> BackendKind {
@@ -258,7 +272,13 @@ impl Catalog {
 
     /// One page of a folder's live children (`parent_id` `None`: the account root), in key
     /// order, restricted to keys in `[from, to)` and after `after`. One indexed query.
-    pub async fn list_children(&self, account_id: i64, parent_id: Option<i64>, range: &KeyRange, limit: i64) -> Result<Vec<NodeRow>> {
+    pub async fn list_children(
+        &self,
+        account_id: i64,
+        parent_id: Option<i64>,
+        range: &KeyRange,
+        limit: i64,
+    ) -> Result<Vec<NodeRow>> {
         // Two statements rather than `parent_id = $2 OR $2 IS NULL`, so each uses its index.
         Ok(match parent_id {
             Some(parent_id) => on_backend!(&self.backend, read, pool => {
@@ -296,7 +316,13 @@ impl Catalog {
 
     /// One page of every live node with a key in `[from, to)` after `after`, in key order:
     /// the S3 listing without delimiter. Implicit folders are skipped unless asked for.
-    pub async fn list_range(&self, account_id: i64, range: &KeyRange, include_implicit: bool, limit: i64) -> Result<Vec<NodeRow>> {
+    pub async fn list_range(
+        &self,
+        account_id: i64,
+        range: &KeyRange,
+        include_implicit: bool,
+        limit: i64,
+    ) -> Result<Vec<NodeRow>> {
         Ok(on_backend!(&self.backend, read, pool => {
             sqlx::query_as(concat!(
                 "SELECT ", node_columns!(), " FROM nodes",
@@ -323,6 +349,18 @@ impl Catalog {
                 "SELECT ", version_columns!(), " FROM versions v LEFT JOIN blobs b ON b.id = v.blob_id WHERE v.id = $1"
             ))
             .bind(version_row)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
+    /// A version by its public id (S3 `versionId`).
+    pub async fn version_by_public_id(&self, version_id: &str) -> Result<Option<VersionRow>> {
+        Ok(on_backend!(&self.backend, read, pool => {
+            sqlx::query_as(concat!(
+                "SELECT ", version_columns!(), " FROM versions v LEFT JOIN blobs b ON b.id = v.blob_id WHERE v.version_id = $1"
+            ))
+            .bind(version_id)
             .fetch_optional(pool)
             .await?
         }))
@@ -458,7 +496,11 @@ pub struct KeyRange {
 impl KeyRange {
     /// Every key that starts with `prefix`, after `after`.
     pub fn prefixed(prefix: &str, after: &str) -> Self {
-        Self { from: prefix.to_owned(), after: after.to_owned(), to: prefix_successor(prefix) }
+        Self {
+            from: prefix.to_owned(),
+            after: after.to_owned(),
+            to: prefix_successor(prefix),
+        }
     }
 }
 
@@ -486,7 +528,12 @@ pub fn redact_url(url: &str) -> String {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let userinfo = &url[scheme_end + 3..at];
             match userinfo.find(':') {
-                Some(colon) => format!("{}{}:***{}", &url[..scheme_end + 3], &userinfo[..colon], &url[at..]),
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
                 None => url.to_owned(),
             }
         }
@@ -496,7 +543,9 @@ pub fn redact_url(url: &str) -> String {
 
 /// Nanoseconds since the Unix epoch, the catalog's one time unit.
 pub fn now_nanos() -> i64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     i64::try_from(now.as_nanos()).unwrap_or(i64::MAX)
 }
 

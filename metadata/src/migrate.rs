@@ -56,38 +56,60 @@ pub(crate) async fn run(catalog: &Catalog) -> Result<()> {
             let mut tx = write.begin_with("BEGIN IMMEDIATE").await?;
             sqlx::raw_sql(CREATE_TABLE).execute(&mut *tx).await?;
             let applied: Vec<(i64, i64)> =
-                sqlx::query_as("SELECT version, checksum FROM portico_migrations").fetch_all(&mut *tx).await?;
+                sqlx::query_as("SELECT version, checksum FROM portico_migrations")
+                    .fetch_all(&mut *tx)
+                    .await?;
             for migration in MIGRATIONS {
                 if check_applied(&applied, migration, migration.sqlite)? {
                     continue;
                 }
-                tracing::info!(version = migration.version, name = migration.name, "applying catalog migration");
-                sqlx::raw_sql(sqlx::AssertSqlSafe(migration.sqlite)).execute(&mut *tx).await?;
+                tracing::info!(
+                    version = migration.version,
+                    name = migration.name,
+                    "applying catalog migration"
+                );
+                sqlx::raw_sql(sqlx::AssertSqlSafe(migration.sqlite))
+                    .execute(&mut *tx)
+                    .await?;
                 record!(tx, migration, migration.sqlite);
             }
             tx.commit().await?;
         }
         Backend::Postgres(pool) => {
             let mut conn = pool.acquire().await?;
-            sqlx::query("SELECT pg_advisory_lock($1)").bind(PG_LOCK_KEY).execute(&mut *conn).await?;
+            sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(PG_LOCK_KEY)
+                .execute(&mut *conn)
+                .await?;
             let result = async {
                 sqlx::raw_sql(CREATE_TABLE).execute(&mut *conn).await?;
                 let applied: Vec<(i64, i64)> =
-                    sqlx::query_as("SELECT version, checksum FROM portico_migrations").fetch_all(&mut *conn).await?;
+                    sqlx::query_as("SELECT version, checksum FROM portico_migrations")
+                        .fetch_all(&mut *conn)
+                        .await?;
                 for migration in MIGRATIONS {
                     if check_applied(&applied, migration, migration.postgres)? {
                         continue;
                     }
-                    tracing::info!(version = migration.version, name = migration.name, "applying catalog migration");
+                    tracing::info!(
+                        version = migration.version,
+                        name = migration.name,
+                        "applying catalog migration"
+                    );
                     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-                    sqlx::raw_sql(sqlx::AssertSqlSafe(migration.postgres)).execute(&mut *tx).await?;
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(migration.postgres))
+                        .execute(&mut *tx)
+                        .await?;
                     record!(tx, migration, migration.postgres);
                     tx.commit().await?;
                 }
                 Ok::<(), Error>(())
             }
             .await;
-            sqlx::query("SELECT pg_advisory_unlock($1)").bind(PG_LOCK_KEY).execute(&mut *conn).await?;
+            sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(PG_LOCK_KEY)
+                .execute(&mut *conn)
+                .await?;
             result?;
         }
     }
@@ -95,13 +117,18 @@ pub(crate) async fn run(catalog: &Catalog) -> Result<()> {
 }
 
 fn check_applied(applied: &[(i64, i64)], migration: &Migration, text: &str) -> Result<bool> {
-    match applied.iter().find(|(version, _)| *version == migration.version) {
+    match applied
+        .iter()
+        .find(|(version, _)| *version == migration.version)
+    {
         Some((_, sum)) if *sum == checksum(text) => Ok(true),
-        Some(_) => Err(Error::MigrationChanged { version: migration.version, name: migration.name.to_owned() }),
+        Some(_) => Err(Error::MigrationChanged {
+            version: migration.version,
+            name: migration.name.to_owned(),
+        }),
         None => Ok(false),
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -118,12 +145,22 @@ mod tests {
                 .map(|entry| entry.unwrap().file_name().into_string().unwrap())
                 .collect();
             files.sort();
-            let embedded: Vec<String> = MIGRATIONS.iter().map(|m| format!("{}.sql", m.name)).collect();
-            assert_eq!(files, embedded, "{backend} migrations on disk and embedded differ");
+            let embedded: Vec<String> = MIGRATIONS
+                .iter()
+                .map(|m| format!("{}.sql", m.name))
+                .collect();
+            assert_eq!(
+                files, embedded,
+                "{backend} migrations on disk and embedded differ"
+            );
         }
         for (index, migration) in MIGRATIONS.iter().enumerate() {
             assert_eq!(migration.version, index as i64 + 1);
-            assert!(migration.name.starts_with(&format!("{:04}_", migration.version)));
+            assert!(
+                migration
+                    .name
+                    .starts_with(&format!("{:04}_", migration.version))
+            );
         }
     }
 }

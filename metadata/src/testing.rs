@@ -28,7 +28,8 @@ impl Drop for TempDirGuard {
 
 /// The backends this test run covers, from `PORTICO_TEST_BACKENDS` (default: both).
 pub fn backends() -> Vec<BackendKind> {
-    let wanted = std::env::var("PORTICO_TEST_BACKENDS").unwrap_or_else(|_| "sqlite,postgres".into());
+    let wanted =
+        std::env::var("PORTICO_TEST_BACKENDS").unwrap_or_else(|_| "sqlite,postgres".into());
     wanted
         .split(',')
         .map(|name| match name.trim() {
@@ -61,11 +62,20 @@ pub async fn fresh_database_url(kind: BackendKind) -> (String, Option<TempDirGua
                      set PORTICO_TEST_BACKENDS=sqlite to run only the SQLite half"
                 )
             });
-            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await.expect("connect to the test PostgreSQL");
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+                .await
+                .expect("connect to the test PostgreSQL");
             let unique = format!("{unique}_{}", random_suffix());
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {unique}"))).execute(&mut conn).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {unique}")))
+                .execute(&mut conn)
+                .await
+                .unwrap();
             let base = match admin.rfind('/') {
-                Some(slash) if admin[..slash].contains("://") && slash > admin.find("://").unwrap() + 2 => &admin[..slash],
+                Some(slash)
+                    if admin[..slash].contains("://") && slash > admin.find("://").unwrap() + 2 =>
+                {
+                    &admin[..slash]
+                }
                 _ => admin.as_str(),
             };
             let query = admin.find('?').map(|q| &admin[q..]).unwrap_or("");
@@ -77,8 +87,21 @@ pub async fn fresh_database_url(kind: BackendKind) -> (String, Option<TempDirGua
 /// Opens a migrated catalog on a fresh database.
 pub async fn fresh_catalog(kind: BackendKind) -> TestCatalog {
     let (url, guard) = fresh_database_url(kind).await;
-    let catalog = Catalog::connect(&url, &ConnectOptions { max_connections: 4, ..Default::default() }).await.unwrap();
-    TestCatalog { kind, url, catalog, guard }
+    let catalog = Catalog::connect(
+        &url,
+        &ConnectOptions {
+            max_connections: 4,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    TestCatalog {
+        kind,
+        url,
+        catalog,
+        guard,
+    }
 }
 
 fn random_suffix() -> String {

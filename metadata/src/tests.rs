@@ -34,9 +34,20 @@ async fn account(catalog: &Catalog, name: &str, quota: Option<i64>) -> AccountRo
     row
 }
 
-async fn node(tx: &mut Tx, account_id: i64, parent: Option<&NodeRow>, key: &str, implicit: bool) -> NodeRow {
+async fn node(
+    tx: &mut Tx,
+    account_id: i64,
+    parent: Option<&NodeRow>,
+    key: &str,
+    implicit: bool,
+) -> NodeRow {
     let folder = key.ends_with('/');
-    let name = key.trim_end_matches('/').rsplit('/').next().unwrap().to_owned();
+    let name = key
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
     tx.insert_node(&NewNode {
         account_id,
         parent_id: parent.map(|p| p.id),
@@ -50,10 +61,21 @@ async fn node(tx: &mut Tx, account_id: i64, parent: Option<&NodeRow>, key: &str,
     .unwrap()
 }
 
-async fn file_with_blob(tx: &mut Tx, account_id: i64, parent: &NodeRow, key: &str, size: i64) -> (NodeRow, i64) {
+async fn file_with_blob(
+    tx: &mut Tx,
+    account_id: i64,
+    parent: &NodeRow,
+    key: &str,
+    size: i64,
+) -> (NodeRow, i64) {
     let file = node(tx, account_id, Some(parent), key, false).await;
     let blob_id = tx
-        .insert_blob(&NewBlob { locator: format!("{:032x}", file.id), size, md5: "m".into(), blake3: "b".into() })
+        .insert_blob(&NewBlob {
+            locator: format!("{:032x}", file.id),
+            size,
+            md5: "m".into(),
+            blake3: "b".into(),
+        })
         .await
         .unwrap();
     let version = tx
@@ -84,7 +106,9 @@ fn keys(rows: &[NodeRow]) -> Vec<&str> {
 async fn migrations_apply_once_and_reconnecting_is_a_no_op() {
     for kind in backends() {
         let fresh = fresh_catalog(kind).await;
-        let again = Catalog::connect(&fresh.url, &ConnectOptions::default()).await.unwrap();
+        let again = Catalog::connect(&fresh.url, &ConnectOptions::default())
+            .await
+            .unwrap();
         again.ping().await.unwrap();
         assert_eq!(again.kind(), kind);
         again.close().await;
@@ -96,7 +120,10 @@ async fn migrations_apply_once_and_reconnecting_is_a_no_op() {
 async fn account_names_are_unique_and_lookups_work() {
     each_backend!(|catalog| {
         let alice = account(&catalog, "alice", Some(100)).await;
-        assert_eq!(catalog.account_by_name("alice").await.unwrap().unwrap().id, alice.id);
+        assert_eq!(
+            catalog.account_by_name("alice").await.unwrap().unwrap().id,
+            alice.id
+        );
         assert!(catalog.account_by_name("nobody").await.unwrap().is_none());
         let mut tx = catalog.begin().await.unwrap();
         let duplicate = tx
@@ -109,7 +136,10 @@ async fn account_names_are_unique_and_lookups_work() {
                 owner_id: "other".into(),
             })
             .await;
-        assert!(matches!(duplicate, Err(Error::Conflict(_))), "{duplicate:?}");
+        assert!(
+            matches!(duplicate, Err(Error::Conflict(_))),
+            "{duplicate:?}"
+        );
         drop(tx);
         let mut tx = catalog.begin().await.unwrap();
         assert!(tx.set_password(alice.id, "new").await.unwrap());
@@ -127,11 +157,22 @@ async fn usage_is_charged_within_quota_only() {
         let alice = account(&catalog, "alice", Some(100)).await;
         let mut tx = catalog.begin().await.unwrap();
         assert!(tx.charge_usage(alice.id, 60).await.unwrap());
-        assert!(!tx.charge_usage(alice.id, 41).await.unwrap(), "over quota must be refused");
+        assert!(
+            !tx.charge_usage(alice.id, 41).await.unwrap(),
+            "over quota must be refused"
+        );
         assert!(tx.charge_usage(alice.id, 40).await.unwrap());
         assert!(tx.charge_usage(alice.id, -30).await.unwrap());
         tx.commit().await.unwrap();
-        assert_eq!(catalog.account_by_id(alice.id).await.unwrap().unwrap().used_bytes, 70);
+        assert_eq!(
+            catalog
+                .account_by_id(alice.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .used_bytes,
+            70
+        );
     });
 }
 
@@ -153,13 +194,23 @@ async fn access_keys_are_found_until_revoked() {
         .unwrap();
         tx.commit().await.unwrap();
         let found = catalog.access_key("PK1").await.unwrap().unwrap();
-        assert_eq!((found.account_id, found.secret_sealed), (alice.id, vec![1, 2, 3]));
+        assert_eq!(
+            (found.account_id, found.secret_sealed),
+            (alice.id, vec![1, 2, 3])
+        );
         let mut tx = catalog.begin().await.unwrap();
         assert!(tx.revoke_access_key("PK1").await.unwrap());
         assert!(!tx.revoke_access_key("PK1").await.unwrap());
         tx.commit().await.unwrap();
         assert!(catalog.access_key("PK1").await.unwrap().is_none());
-        assert_eq!(catalog.list_access_keys(Some(alice.id)).await.unwrap().len(), 1);
+        assert_eq!(
+            catalog
+                .list_access_keys(Some(alice.id))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
     });
 }
 
@@ -180,18 +231,65 @@ async fn listings_follow_utf8_byte_order_and_skip_implicit_folders() {
         }
         tx.commit().await.unwrap();
 
-        let all = catalog.list_range(alice.id, &KeyRange::prefixed("b/", "b/"), false, 100).await.unwrap();
-        assert_eq!(keys(&all), ["b/B", "b/a", "b/a.txt", "b/a/x", "b/a/y", "b/z\u{10ffff}", "b/\u{e9}"]);
-        let with_implicit = catalog.list_range(alice.id, &KeyRange::prefixed("b/", "b/"), true, 100).await.unwrap();
+        let all = catalog
+            .list_range(alice.id, &KeyRange::prefixed("b/", "b/"), false, 100)
+            .await
+            .unwrap();
+        assert_eq!(
+            keys(&all),
+            [
+                "b/B",
+                "b/a",
+                "b/a.txt",
+                "b/a/x",
+                "b/a/y",
+                "b/z\u{10ffff}",
+                "b/\u{e9}"
+            ]
+        );
+        let with_implicit = catalog
+            .list_range(alice.id, &KeyRange::prefixed("b/", "b/"), true, 100)
+            .await
+            .unwrap();
         assert!(keys(&with_implicit).contains(&"b/a/"));
 
-        let children = catalog.list_children(alice.id, Some(bucket.id), &KeyRange::prefixed("b/", ""), 100).await.unwrap();
-        assert_eq!(keys(&children), ["b/B", "b/a", "b/a.txt", "b/a/", "b/z\u{10ffff}", "b/\u{e9}"]);
-        let page = catalog.list_children(alice.id, Some(bucket.id), &KeyRange::prefixed("b/", "b/a.txt"), 2).await.unwrap();
+        let children = catalog
+            .list_children(
+                alice.id,
+                Some(bucket.id),
+                &KeyRange::prefixed("b/", ""),
+                100,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            keys(&children),
+            ["b/B", "b/a", "b/a.txt", "b/a/", "b/z\u{10ffff}", "b/\u{e9}"]
+        );
+        let page = catalog
+            .list_children(
+                alice.id,
+                Some(bucket.id),
+                &KeyRange::prefixed("b/", "b/a.txt"),
+                2,
+            )
+            .await
+            .unwrap();
         assert_eq!(keys(&page), ["b/a/", "b/z\u{10ffff}"]);
-        let prefixed = catalog.list_children(alice.id, Some(bucket.id), &KeyRange::prefixed("b/a", ""), 100).await.unwrap();
+        let prefixed = catalog
+            .list_children(
+                alice.id,
+                Some(bucket.id),
+                &KeyRange::prefixed("b/a", ""),
+                100,
+            )
+            .await
+            .unwrap();
         assert_eq!(keys(&prefixed), ["b/a", "b/a.txt", "b/a/"]);
-        let roots = catalog.list_children(alice.id, None, &KeyRange::default(), 100).await.unwrap();
+        let roots = catalog
+            .list_children(alice.id, None, &KeyRange::default(), 100)
+            .await
+            .unwrap();
         assert_eq!(keys(&roots), ["b/"]);
         let both = catalog.nodes_at_name(alice.id, "b/a").await.unwrap();
         assert_eq!(keys(&both), ["b/a", "b/a/"]);
@@ -242,15 +340,31 @@ async fn moving_a_folder_rewrites_every_key_below_it() {
         node(&mut tx, alice.id, Some(&src), "b/src/f\u{fc}r.txt", false).await;
         // A sibling whose name starts like the source must not move.
         node(&mut tx, alice.id, Some(&bucket), "b/src2", false).await;
-        let moved = tx.move_subtree(&src, Some(bucket.id), "d\u{e9}st", "b/d\u{e9}st/").await.unwrap();
+        let moved = tx
+            .move_subtree(&src, Some(bucket.id), "d\u{e9}st", "b/d\u{e9}st/")
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
         assert_eq!(moved, 4);
-        let all = catalog.list_range(alice.id, &KeyRange::prefixed("b/", "b/"), true, 100).await.unwrap();
+        let all = catalog
+            .list_range(alice.id, &KeyRange::prefixed("b/", "b/"), true, 100)
+            .await
+            .unwrap();
         assert_eq!(
             keys(&all),
-            ["b/d\u{e9}st/", "b/d\u{e9}st/f\u{fc}r.txt", "b/d\u{e9}st/in/", "b/d\u{e9}st/in/deep.txt", "b/src2"]
+            [
+                "b/d\u{e9}st/",
+                "b/d\u{e9}st/f\u{fc}r.txt",
+                "b/d\u{e9}st/in/",
+                "b/d\u{e9}st/in/deep.txt",
+                "b/src2"
+            ]
         );
-        let moved_inner = catalog.node_by_key(alice.id, "b/d\u{e9}st/in/").await.unwrap().unwrap();
+        let moved_inner = catalog
+            .node_by_key(alice.id, "b/d\u{e9}st/in/")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(moved_inner.parent_id, Some(src.id));
     });
 }
@@ -266,7 +380,11 @@ async fn trash_restore_and_purge_keep_blobs_and_usage_in_step() {
         let (_, blob_b) = file_with_blob(&mut tx, alice.id, &folder, "b/dir/b", 5).await;
         // A copy elsewhere shares blob a.
         let (copy, blob_c) = file_with_blob(&mut tx, alice.id, &bucket, "b/copy", 10).await;
-        let copy_version = tx.version(copy.version_row.unwrap()).await.unwrap().unwrap();
+        let copy_version = tx
+            .version(copy.version_row.unwrap())
+            .await
+            .unwrap()
+            .unwrap();
         tx.add_blob_refs(blob_a, 1).await.unwrap();
         tx.commit().await.unwrap();
         let _ = (copy_version, blob_c);
@@ -274,26 +392,65 @@ async fn trash_restore_and_purge_keep_blobs_and_usage_in_step() {
         let mut tx = catalog.begin().await.unwrap();
         assert_eq!(tx.trash_subtree(&folder, Some(alice.id)).await.unwrap(), 3);
         tx.commit().await.unwrap();
-        assert!(catalog.node_by_key(alice.id, "b/dir/a").await.unwrap().is_none());
+        assert!(
+            catalog
+                .node_by_key(alice.id, "b/dir/a")
+                .await
+                .unwrap()
+                .is_none()
+        );
         let trash = catalog.list_trash(alice.id).await.unwrap();
         assert_eq!(keys(&trash), ["b/dir/"]);
 
         let mut tx = catalog.begin().await.unwrap();
-        assert_eq!(tx.restore_subtree(alice.id, folder.id, Some(bucket.id)).await.unwrap(), 3);
+        assert_eq!(
+            tx.restore_subtree(alice.id, folder.id, Some(bucket.id))
+                .await
+                .unwrap(),
+            3
+        );
         tx.commit().await.unwrap();
-        assert!(catalog.node_by_key(alice.id, "b/dir/a").await.unwrap().is_some());
+        assert!(
+            catalog
+                .node_by_key(alice.id, "b/dir/a")
+                .await
+                .unwrap()
+                .is_some()
+        );
 
-        let folder = catalog.node_by_key(alice.id, "b/dir/").await.unwrap().unwrap();
+        let folder = catalog
+            .node_by_key(alice.id, "b/dir/")
+            .await
+            .unwrap()
+            .unwrap();
         let mut tx = catalog.begin().await.unwrap();
         tx.trash_subtree(&folder, Some(alice.id)).await.unwrap();
         let purged = tx.purge_subtree(alice.id, folder.id).await.unwrap();
         tx.commit().await.unwrap();
         assert_eq!((purged.nodes, purged.versions, purged.bytes), (3, 2, 15));
-        assert_eq!(catalog.account_by_id(alice.id).await.unwrap().unwrap().used_bytes, 10);
-        let unreferenced: Vec<i64> = catalog.unreferenced_blobs(10).await.unwrap().iter().map(|b| b.id).collect();
+        assert_eq!(
+            catalog
+                .account_by_id(alice.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .used_bytes,
+            10
+        );
+        let unreferenced: Vec<i64> = catalog
+            .unreferenced_blobs(10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|b| b.id)
+            .collect();
         assert_eq!(unreferenced, [blob_b], "blob a is still shared by the copy");
         assert!(catalog.forget_blob(blob_b).await.unwrap());
-        assert_eq!(catalog.recount_blob_references().await.unwrap(), 1, "blob a's extra test reference is corrected");
+        assert_eq!(
+            catalog.recount_blob_references().await.unwrap(),
+            1,
+            "blob a's extra test reference is corrected"
+        );
         assert_eq!(catalog.versions_with_missing_blob_rows().await.unwrap(), 0);
     });
 }
@@ -317,7 +474,10 @@ async fn audit_rows_are_kept_per_account() {
         tx.commit().await.unwrap();
         let rows = catalog.audit_log(alice.id, 10).await.unwrap();
         assert_eq!(rows.len(), 1);
-        assert_eq!((rows[0].action.as_str(), rows[0].request_id.as_deref()), ("put", Some("r1")));
+        assert_eq!(
+            (rows[0].action.as_str(), rows[0].request_id.as_deref()),
+            ("put", Some("r1"))
+        );
     });
 }
 
@@ -337,7 +497,13 @@ fn prefix_successor_bounds_exactly_the_prefixed_keys() {
 
 #[test]
 fn database_passwords_are_redacted() {
-    assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+    assert_eq!(
+        redact_url("postgres://u:secret@h:5432/db"),
+        "postgres://u:***@h:5432/db"
+    );
     assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
-    assert_eq!(redact_url("sqlite://./data/catalog.db"), "sqlite://./data/catalog.db");
+    assert_eq!(
+        redact_url("sqlite://./data/catalog.db"),
+        "sqlite://./data/catalog.db"
+    );
 }

@@ -4,8 +4,8 @@
 use sqlx::{Postgres, Sqlite, Transaction};
 
 use crate::{
-    AccessKeyRow, AccountRow, Backend, Error, KeyRange, NewAccount, NewAudit, NewBlob, NewNode, NewVersion, NodeRow,
-    Purged, Result, VersionRow, now_nanos,
+    AccessKeyRow, AccountRow, Backend, Error, KeyRange, NewAccount, NewAudit, NewBlob, NewNode,
+    NewVersion, NodeRow, Purged, Result, VersionRow, now_nanos,
 };
 
 enum Inner {
@@ -37,7 +37,9 @@ macro_rules! on_tx {
 impl Tx {
     pub(crate) async fn begin(backend: &Backend) -> Result<Self> {
         let inner = match backend {
-            Backend::Sqlite { write, .. } => Inner::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Sqlite { write, .. } => {
+                Inner::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?)
+            }
             Backend::Postgres(pool) => Inner::Postgres(pool.begin().await?),
         };
         Ok(Self { inner })
@@ -220,7 +222,11 @@ impl Tx {
     }
 
     /// Points a node at a version and copies the listing columns from it.
-    pub async fn set_current_version(&mut self, node_id: i64, version: &VersionRow) -> Result<NodeRow> {
+    pub async fn set_current_version(
+        &mut self,
+        node_id: i64,
+        version: &VersionRow,
+    ) -> Result<NodeRow> {
         Ok(on_tx!(self, conn => {
             sqlx::query_as(concat!(
                 "UPDATE nodes SET version_row = $2, size = $3, etag = $4, content_type = $5, mtime = $6",
@@ -248,12 +254,48 @@ impl Tx {
         Ok(found.is_some())
     }
 
-    /// Removes a node row that holds nothing (an implicit folder left empty).
-    pub async fn delete_empty_node(&mut self, node_id: i64) -> Result<()> {
+    /// Removes a node row that holds nothing: no children, no versions (an implicit folder
+    /// left empty). Returns whether it was removed.
+    pub async fn delete_empty_node(&mut self, node_id: i64) -> Result<bool> {
+        let done = on_tx!(self, conn => {
+            sqlx::query(
+                "DELETE FROM nodes WHERE id = $1
+                   AND NOT EXISTS (SELECT 1 FROM versions WHERE node_id = $1)
+                   AND NOT EXISTS (SELECT 1 FROM nodes c WHERE c.parent_id = $1 AND c.trashed_at IS NULL)",
+            )
+            .bind(node_id)
+            .execute(conn)
+            .await?
+            .rows_affected()
+        });
+        Ok(done > 0)
+    }
+
+    /// Detaches a folder's marker object: the node keeps its history but shows no content.
+    pub async fn clear_current_version(&mut self, node_id: i64) -> Result<()> {
         on_tx!(self, conn => {
-            sqlx::query("DELETE FROM nodes WHERE id = $1 AND version_row IS NULL").bind(node_id).execute(conn).await?;
+            sqlx::query("UPDATE nodes SET version_row = NULL, size = 0, etag = NULL, content_type = NULL WHERE id = $1")
+                .bind(node_id)
+                .execute(conn)
+                .await?;
         });
         Ok(())
+    }
+
+    /// The live nodes at `file_key` and `file_key + "/"`.
+    pub async fn nodes_at_name(&mut self, account_id: i64, file_key: &str) -> Result<Vec<NodeRow>> {
+        let folder_key = format!("{file_key}/");
+        Ok(on_tx!(self, conn => {
+            sqlx::query_as(concat!(
+                "SELECT ", node_columns!(), " FROM nodes",
+                " WHERE account_id = $1 AND key IN ($2, $3) AND trashed_at IS NULL ORDER BY key"
+            ))
+            .bind(account_id)
+            .bind(file_key)
+            .bind(&folder_key)
+            .fetch_all(conn)
+            .await?
+        }))
     }
 
     /// Every live node of `node`'s subtree (the node itself and, for a folder, all below
@@ -365,7 +407,12 @@ impl Tx {
 
     /// Brings a trashed subtree back under `parent_id`. The caller checked the root's key
     /// is free; keys below it cannot be taken while it is.
-    pub async fn restore_subtree(&mut self, account_id: i64, root_id: i64, parent_id: Option<i64>) -> Result<u64> {
+    pub async fn restore_subtree(
+        &mut self,
+        account_id: i64,
+        root_id: i64,
+        parent_id: Option<i64>,
+    ) -> Result<u64> {
         let count = on_tx!(self, conn => {
             sqlx::query(
                 "UPDATE nodes SET trashed_at = NULL, trash_root_id = NULL, trashed_by = NULL,
@@ -442,7 +489,11 @@ impl Tx {
                 .rows_affected()
         });
         self.charge_usage(account_id, -bytes).await?;
-        Ok(Purged { nodes, versions: versions as u64, bytes })
+        Ok(Purged {
+            nodes,
+            versions: versions as u64,
+            bytes,
+        })
     }
 
     // ---- versions and blobs ------------------------------------------------------------
@@ -493,7 +544,9 @@ impl Tx {
             .fetch_one(conn)
             .await?
         });
-        self.version(id.0).await?.ok_or_else(|| Error::Invalid("inserted version vanished".into()))
+        self.version(id.0)
+            .await?
+            .ok_or_else(|| Error::Invalid("inserted version vanished".into()))
     }
 
     pub async fn version(&mut self, version_row: i64) -> Result<Option<VersionRow>> {

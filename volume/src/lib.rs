@@ -56,7 +56,8 @@ impl BlobLocator {
     /// Parses a stored locator; `None` when it is not 32 lowercase hex digits (so a corrupt
     /// catalog row can never make the volume open a path outside its root).
     pub fn parse(text: &str) -> Option<Self> {
-        let valid = text.len() == 32 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let valid =
+            text.len() == 32 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         valid.then(|| Self(text.to_owned()))
     }
 
@@ -144,7 +145,11 @@ impl Volume {
     }
 
     /// Streams `range` of a blob. The range must lie within the blob.
-    pub async fn read(&self, locator: &BlobLocator, range: std::ops::Range<u64>) -> Result<BlobStream> {
+    pub async fn read(
+        &self,
+        locator: &BlobLocator,
+        range: std::ops::Range<u64>,
+    ) -> Result<BlobStream> {
         reader::open(self.blob_path(locator), locator, range).await
     }
 
@@ -166,7 +171,11 @@ impl Volume {
     /// Removes a leftover temp file reported by [`Volume::scan`].
     pub async fn remove_temp(&self, temp: &FoundTemp) -> Result<()> {
         if temp.path.parent() != Some(self.temp_dir().as_path()) {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a temp file of this volume").into());
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a temp file of this volume",
+            )
+            .into());
         }
         match tokio::fs::remove_file(&temp.path).await {
             Ok(()) => Ok(()),
@@ -189,14 +198,19 @@ fn scan_blocking(root: &Path) -> Result<(Vec<FoundBlob>, Vec<FoundTemp>)> {
     for first in read_dir_sorted(&root.join("blobs"))? {
         for second in read_dir_sorted(&first)? {
             for file in read_dir_sorted(&second)? {
-                let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                let name = file
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default();
                 let meta = std::fs::metadata(&file)?;
                 match BlobLocator::parse(name) {
-                    Some(locator) if file == root.join(locator.relative_path()) => blobs.push(FoundBlob {
-                        locator,
-                        size: meta.len(),
-                        modified: meta.modified()?,
-                    }),
+                    Some(locator) if file == root.join(locator.relative_path()) => {
+                        blobs.push(FoundBlob {
+                            locator,
+                            size: meta.len(),
+                            modified: meta.modified()?,
+                        })
+                    }
                     _ => tracing::warn!(path = %file.display(), "unexpected file in the blob tree"),
                 }
             }
@@ -205,7 +219,11 @@ fn scan_blocking(root: &Path) -> Result<(Vec<FoundBlob>, Vec<FoundTemp>)> {
     let mut temps = Vec::new();
     for file in read_dir_sorted(&root.join("tmp"))? {
         let meta = std::fs::metadata(&file)?;
-        temps.push(FoundTemp { path: file, size: meta.len(), modified: meta.modified()? });
+        temps.push(FoundTemp {
+            path: file,
+            size: meta.len(),
+            modified: meta.modified()?,
+        });
     }
     Ok((blobs, temps))
 }

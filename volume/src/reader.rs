@@ -36,7 +36,10 @@ impl BlobStream {
         if !bytes.is_empty() {
             sender.try_send(Ok(bytes)).expect("fresh channel has room");
         }
-        Self { receiver, remaining }
+        Self {
+            receiver,
+            remaining,
+        }
     }
 }
 
@@ -67,10 +70,16 @@ impl futures::Stream for BlobStream {
     }
 }
 
-pub(crate) async fn open(path: PathBuf, locator: &BlobLocator, range: Range<u64>) -> Result<BlobStream> {
+pub(crate) async fn open(
+    path: PathBuf,
+    locator: &BlobLocator,
+    range: Range<u64>,
+) -> Result<BlobStream> {
     let file = match tokio::task::spawn_blocking(move || open_at(path, range.start)).await {
         Ok(Ok(file)) => file,
-        Ok(Err(err)) if err.kind() == io::ErrorKind::NotFound => return Err(Error::Missing(locator.clone())),
+        Ok(Err(err)) if err.kind() == io::ErrorKind::NotFound => {
+            return Err(Error::Missing(locator.clone()));
+        }
         Ok(Err(err)) => return Err(err.into()),
         Err(join) => return Err(io::Error::other(join.to_string()).into()),
     };
@@ -79,7 +88,10 @@ pub(crate) async fn open(path: PathBuf, locator: &BlobLocator, range: Range<u64>
     if length > 0 {
         tokio::task::spawn_blocking(move || pump(file, length, sender));
     }
-    Ok(BlobStream { receiver, remaining: length })
+    Ok(BlobStream {
+        receiver,
+        remaining: length,
+    })
 }
 
 fn open_at(path: PathBuf, offset: u64) -> io::Result<File> {
@@ -93,7 +105,9 @@ fn open_at(path: PathBuf, offset: u64) -> io::Result<File> {
 /// Reads until `length` bytes are sent, the file ends, or the receiver goes away.
 fn pump(mut file: File, mut length: u64, sender: mpsc::Sender<io::Result<Bytes>>) {
     while length > 0 {
-        let want = usize::try_from(length).unwrap_or(usize::MAX).min(READ_CHUNK);
+        let want = usize::try_from(length)
+            .unwrap_or(usize::MAX)
+            .min(READ_CHUNK);
         let mut buffer = BytesMut::zeroed(want);
         let mut filled = 0;
         while filled < want {

@@ -7,7 +7,10 @@ use md5::Digest;
 use super::*;
 
 fn body(chunks: &[&[u8]]) -> impl futures::Stream<Item = io::Result<Bytes>> + Send + Unpin + use<> {
-    let owned: Vec<io::Result<Bytes>> = chunks.iter().map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+    let owned: Vec<io::Result<Bytes>> = chunks
+        .iter()
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
     stream::iter(owned)
 }
 
@@ -26,9 +29,15 @@ async fn file_count(volume: &Volume) -> (usize, usize) {
 async fn write_hashes_and_reads_back_ranges() {
     let dir = tempfile::tempdir().unwrap();
     let volume = Volume::open(dir.path()).unwrap();
-    let written = volume.write(body(&[b"hello ", b"world"]), WriteLimit::default()).await.unwrap();
+    let written = volume
+        .write(body(&[b"hello ", b"world"]), WriteLimit::default())
+        .await
+        .unwrap();
     assert_eq!(written.size, 11);
-    assert_eq!(hex::encode(written.md5), hex::encode(md5::Md5::digest(b"hello world")));
+    assert_eq!(
+        hex::encode(written.md5),
+        hex::encode(md5::Md5::digest(b"hello world"))
+    );
     assert_eq!(written.blake3, *blake3::hash(b"hello world").as_bytes());
     let locator = written.locator.unwrap();
     assert_eq!(read_all(&volume, &locator, 0..11).await, b"hello world");
@@ -42,7 +51,10 @@ async fn large_body_streams_in_many_chunks() {
     let volume = Volume::open(dir.path()).unwrap();
     let chunk = vec![7u8; 100_000];
     let chunks: Vec<io::Result<Bytes>> = (0..30).map(|_| Ok(Bytes::from(chunk.clone()))).collect();
-    let written = volume.write(stream::iter(chunks), WriteLimit::default()).await.unwrap();
+    let written = volume
+        .write(stream::iter(chunks), WriteLimit::default())
+        .await
+        .unwrap();
     assert_eq!(written.size, 3_000_000);
     let locator = written.locator.unwrap();
     let tail = read_all(&volume, &locator, 2_999_000..3_000_000).await;
@@ -53,7 +65,16 @@ async fn large_body_streams_in_many_chunks() {
 async fn empty_body_writes_no_blob() {
     let dir = tempfile::tempdir().unwrap();
     let volume = Volume::open(dir.path()).unwrap();
-    let written = volume.write(body(&[]), WriteLimit { expected: Some(0), max: None }).await.unwrap();
+    let written = volume
+        .write(
+            body(&[]),
+            WriteLimit {
+                expected: Some(0),
+                max: None,
+            },
+        )
+        .await
+        .unwrap();
     assert!(written.locator.is_none());
     assert_eq!(hex::encode(written.md5), "d41d8cd98f00b204e9800998ecf8427e");
     assert_eq!(file_count(&volume).await, (0, 0));
@@ -64,17 +85,58 @@ async fn failed_or_short_bodies_leave_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let volume = Volume::open(dir.path()).unwrap();
 
-    let short = volume.write(body(&[b"abc"]), WriteLimit { expected: Some(10), max: None }).await;
-    assert!(matches!(short, Err(Error::Incomplete { expected: 10, received: 3 })), "{short:?}");
+    let short = volume
+        .write(
+            body(&[b"abc"]),
+            WriteLimit {
+                expected: Some(10),
+                max: None,
+            },
+        )
+        .await;
+    assert!(
+        matches!(
+            short,
+            Err(Error::Incomplete {
+                expected: 10,
+                received: 3
+            })
+        ),
+        "{short:?}"
+    );
 
-    let long = volume.write(body(&[b"abcdef"]), WriteLimit { expected: Some(3), max: None }).await;
+    let long = volume
+        .write(
+            body(&[b"abcdef"]),
+            WriteLimit {
+                expected: Some(3),
+                max: None,
+            },
+        )
+        .await;
     assert!(matches!(long, Err(Error::TooLarge { .. })), "{long:?}");
 
-    let over_quota =
-        volume.write(body(&[b"abc", b"def"]), WriteLimit { expected: None, max: Some((4, LimitReason::Quota)) }).await;
-    assert!(matches!(over_quota, Err(Error::TooLarge { limit: 4, reason: LimitReason::Quota })));
+    let over_quota = volume
+        .write(
+            body(&[b"abc", b"def"]),
+            WriteLimit {
+                expected: None,
+                max: Some((4, LimitReason::Quota)),
+            },
+        )
+        .await;
+    assert!(matches!(
+        over_quota,
+        Err(Error::TooLarge {
+            limit: 4,
+            reason: LimitReason::Quota
+        })
+    ));
 
-    let broken = stream::iter(vec![Ok(Bytes::from_static(b"abc")), Err(io::Error::other("client went away"))]);
+    let broken = stream::iter(vec![
+        Ok(Bytes::from_static(b"abc")),
+        Err(io::Error::other("client went away")),
+    ]);
     let failed = volume.write(broken, WriteLimit::default()).await;
     assert!(matches!(failed, Err(Error::Body(_))), "{failed:?}");
 
@@ -87,32 +149,58 @@ async fn announced_size_over_limit_is_refused_before_reading() {
     let volume = Volume::open(dir.path()).unwrap();
     let never_polled = stream::iter(vec![Err::<Bytes, _>(io::Error::other("must not be read"))]);
     let refused = volume
-        .write(never_polled, WriteLimit { expected: Some(100), max: Some((10, LimitReason::Quota)) })
+        .write(
+            never_polled,
+            WriteLimit {
+                expected: Some(100),
+                max: Some((10, LimitReason::Quota)),
+            },
+        )
         .await;
-    assert!(matches!(refused, Err(Error::TooLarge { limit: 10, reason: LimitReason::Quota })));
+    assert!(matches!(
+        refused,
+        Err(Error::TooLarge {
+            limit: 10,
+            reason: LimitReason::Quota
+        })
+    ));
 }
 
 #[tokio::test]
 async fn missing_blob_and_removal_are_reported() {
     let dir = tempfile::tempdir().unwrap();
     let volume = Volume::open(dir.path()).unwrap();
-    let written = volume.write(body(&[b"x"]), WriteLimit::default()).await.unwrap();
+    let written = volume
+        .write(body(&[b"x"]), WriteLimit::default())
+        .await
+        .unwrap();
     let locator = written.locator.unwrap();
     assert!(volume.exists(&locator).await.unwrap());
     volume.remove(&locator).await.unwrap();
     volume.remove(&locator).await.unwrap();
     assert!(!volume.exists(&locator).await.unwrap());
-    assert!(matches!(volume.read(&locator, 0..1).await, Err(Error::Missing(_))));
+    assert!(matches!(
+        volume.read(&locator, 0..1).await,
+        Err(Error::Missing(_))
+    ));
 }
 
 #[tokio::test]
 async fn truncated_blob_fails_the_stream_instead_of_ending_early() {
     let dir = tempfile::tempdir().unwrap();
     let volume = Volume::open(dir.path()).unwrap();
-    let written = volume.write(body(&[b"0123456789"]), WriteLimit::default()).await.unwrap();
+    let written = volume
+        .write(body(&[b"0123456789"]), WriteLimit::default())
+        .await
+        .unwrap();
     let locator = written.locator.unwrap();
     let path = dir.path().join(locator.relative_path());
-    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(4).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(4)
+        .unwrap();
     let mut stream = volume.read(&locator, 0..10).await.unwrap();
     let first = stream.next().await.unwrap().unwrap();
     assert_eq!(&first[..], b"0123");

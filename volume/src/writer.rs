@@ -73,7 +73,10 @@ where
             if let Some(expected) = limit.expected
                 && received > expected
             {
-                return Err(Error::TooLarge { limit: expected, reason: LimitReason::MaxObjectSize });
+                return Err(Error::TooLarge {
+                    limit: expected,
+                    reason: LimitReason::MaxObjectSize,
+                });
             }
             if let Some((max, reason)) = limit.max
                 && received > max
@@ -99,10 +102,17 @@ where
         let _ = sender.send(Message::Finish).await;
     }
     drop(sender);
-    let disk_result = disk.await.map_err(|err| io::Error::other(err.to_string()))?;
+    let disk_result = disk
+        .await
+        .map_err(|err| io::Error::other(err.to_string()))?;
     outcome?;
     let (size, md5, blake3) = disk_result?;
-    Ok(WrittenBlob { locator: (size > 0).then_some(locator), size, md5, blake3 })
+    Ok(WrittenBlob {
+        locator: (size > 0).then_some(locator),
+        size,
+        md5,
+        blake3,
+    })
 }
 
 /// Owns the temp file. Without a `Finish` message (body failed, limit hit, client gone)
@@ -127,7 +137,10 @@ fn disk_thread(
                     size += chunk.len() as u64;
                     let writer = match &mut file {
                         Some(writer) => writer,
-                        None => file.insert(BufWriter::with_capacity(WRITE_BUFFER, create_temp(temp_path)?)),
+                        None => file.insert(BufWriter::with_capacity(
+                            WRITE_BUFFER,
+                            create_temp(temp_path)?,
+                        )),
                     };
                     writer.write_all(&chunk)?;
                 }
@@ -155,7 +168,10 @@ fn disk_thread(
 }
 
 fn create_temp(path: &Path) -> io::Result<File> {
-    std::fs::OpenOptions::new().write(true).create_new(true).open(path)
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
 }
 
 /// fsync the data, rename into place, fsync the directory: after this returns, a crash

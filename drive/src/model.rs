@@ -1,0 +1,227 @@
+//! The drive's nouns, as both protocols see them.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use portico_metadata::{NodeRow, VersionRow};
+use serde::{Deserialize, Serialize};
+
+use crate::names::{Kind, NodePath};
+
+/// An account's id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AccountId(pub i64);
+
+/// Nanoseconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    pub fn now() -> Self {
+        Self(portico_metadata::now_nanos())
+    }
+
+    pub fn from_nanos(nanos: i64) -> Self {
+        Self(nanos)
+    }
+
+    pub fn nanos(self) -> i64 {
+        self.0
+    }
+
+    pub fn whole_seconds(self) -> i64 {
+        self.0.div_euclid(1_000_000_000)
+    }
+
+    pub fn to_system_time(self) -> SystemTime {
+        if self.0 >= 0 {
+            UNIX_EPOCH + Duration::from_nanos(self.0 as u64)
+        } else {
+            UNIX_EPOCH - Duration::from_nanos(self.0.unsigned_abs())
+        }
+    }
+
+    pub fn from_system_time(time: SystemTime) -> Self {
+        match time.duration_since(UNIX_EPOCH) {
+            Ok(after) => Self(i64::try_from(after.as_nanos()).unwrap_or(i64::MAX)),
+            Err(before) => Self(-i64::try_from(before.duration().as_nanos()).unwrap_or(i64::MAX)),
+        }
+    }
+}
+
+/// Which front door a request came through (for audit rows and logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    S3,
+    WebDav,
+    Api,
+    Cli,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::S3 => "s3",
+            Protocol::WebDav => "webdav",
+            Protocol::Api => "api",
+            Protocol::Cli => "cli",
+        }
+    }
+}
+
+/// An authenticated account acting on the drive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub account_id: AccountId,
+    pub name: String,
+    pub is_admin: bool,
+    /// The stable S3 canonical owner id.
+    pub owner_id: String,
+}
+
+/// Who asks, through which protocol, under which request id: every drive operation gets
+/// one, so authorization and audit rows cannot be skipped.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub principal: Principal,
+    pub protocol: Protocol,
+    pub request_id: String,
+}
+
+/// Per-version attributes beyond size and type: S3 user metadata and the standard
+/// content headers, stored as JSON in the catalog.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectAttributes {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub user_metadata: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_encoding: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_disposition: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_language: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+}
+
+impl ObjectAttributes {
+    pub(crate) fn from_json(text: &str) -> Self {
+        serde_json::from_str(text).unwrap_or_default()
+    }
+
+    pub(crate) fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
+    }
+}
+
+/// What a listing or a stat shows of one node.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub path: NodePath,
+    pub kind: Kind,
+    /// Size of the current content (0 for folders without a marker object).
+    pub size: u64,
+    /// The ETag: hex MD5 of single-part content, `md5-of-md5s-N` for multipart.
+    pub etag: Option<String>,
+    pub content_type: Option<String>,
+    /// The one modification time every protocol shows.
+    pub modified: Timestamp,
+    pub created: Timestamp,
+    /// Folders S3 created implicitly; they are not S3 objects themselves.
+    pub implicit: bool,
+    /// Whether a version (file content or folder marker) exists.
+    pub has_content: bool,
+    pub(crate) node_id: i64,
+    pub(crate) version_row: Option<i64>,
+}
+
+/// The ETag of empty content.
+pub const EMPTY_ETAG: &str = "d41d8cd98f00b204e9800998ecf8427e";
+
+impl Entry {
+    pub(crate) fn from_row(row: &NodeRow) -> Self {
+        let kind = Kind::from_catalog(row.kind);
+        let etag = row
+            .etag
+            .clone()
+            .or_else(|| (kind == Kind::Folder).then(|| EMPTY_ETAG.to_owned()));
+        Self {
+            path: NodePath::from_key(&row.key),
+            kind,
+            size: u64::try_from(row.size).unwrap_or(0),
+            etag,
+            content_type: row.content_type.clone(),
+            modified: Timestamp::from_nanos(row.mtime),
+            created: Timestamp::from_nanos(row.created_at),
+            implicit: row.implicit,
+            has_content: row.version_row.is_some(),
+            node_id: row.id,
+            version_row: row.version_row,
+        }
+    }
+
+    pub fn is_folder(&self) -> bool {
+        self.kind == Kind::Folder
+    }
+
+    /// The node's catalog key (`a/b` or `a/b/`).
+    pub fn key(&self) -> String {
+        self.path.key(self.kind)
+    }
+}
+
+/// One version of an object, as S3 and the version history show it.
+#[derive(Debug, Clone)]
+pub struct VersionInfo {
+    pub version_id: String,
+    pub size: u64,
+    pub etag: String,
+    pub content_type: Option<String>,
+    pub attributes: ObjectAttributes,
+    pub modified: Timestamp,
+    pub created: Timestamp,
+    pub is_current: bool,
+    pub(crate) locator: Option<String>,
+}
+
+impl VersionInfo {
+    pub(crate) fn from_row(row: &VersionRow, current: bool) -> Self {
+        Self {
+            version_id: row.version_id.clone(),
+            size: u64::try_from(row.size).unwrap_or(0),
+            etag: row.etag.clone(),
+            content_type: row.content_type.clone(),
+            attributes: ObjectAttributes::from_json(&row.attributes),
+            modified: Timestamp::from_nanos(row.mtime),
+            created: Timestamp::from_nanos(row.created_at),
+            is_current: current,
+            locator: row.locator.clone(),
+        }
+    }
+}
+
+/// Storage used by an account and its limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    pub used_bytes: u64,
+    pub quota_bytes: Option<u64>,
+}
+
+impl Usage {
+    pub fn available(&self) -> Option<u64> {
+        self.quota_bytes
+            .map(|quota| quota.saturating_sub(self.used_bytes))
+    }
+}
+
+/// One trashed subtree.
+#[derive(Debug, Clone)]
+pub struct TrashEntry {
+    pub id: i64,
+    pub path: NodePath,
+    pub kind: Kind,
+    pub size: u64,
+    pub trashed_at: Timestamp,
+}

@@ -1,0 +1,700 @@
+//! Drive tests: the domain rules, on SQLite and PostgreSQL, with a real volume.
+
+use std::io;
+
+use bytes::Bytes;
+use futures::{TryStreamExt, stream};
+use portico_metadata::testing::{backends, fresh_catalog};
+use portico_volume::Volume;
+
+use super::*;
+
+struct Harness {
+    drive: Drive,
+    alice: Ctx,
+    _volume_dir: tempfile::TempDir,
+    _catalog: portico_metadata::testing::TestCatalog,
+}
+
+async fn harnesses() -> Vec<Harness> {
+    let mut out = Vec::new();
+    for kind in backends() {
+        let catalog = fresh_catalog(kind).await;
+        let volume_dir = tempfile::tempdir().unwrap();
+        let volume = Volume::open(volume_dir.path()).unwrap();
+        let drive = Drive::from_parts(
+            catalog.catalog.clone(),
+            volume,
+            ServerKey::generate(),
+            DriveConfig::default(),
+        );
+        let alice = ctx_for(&drive, "alice", Some(1_000_000)).await;
+        out.push(Harness {
+            drive,
+            alice,
+            _volume_dir: volume_dir,
+            _catalog: catalog,
+        });
+    }
+    out
+}
+
+async fn ctx_for(drive: &Drive, name: &str, quota: Option<u64>) -> Ctx {
+    let (info, _) = drive
+        .create_account(NewAccountRequest {
+            name: name.into(),
+            password: Some(format!("{name}-password")),
+            quota_bytes: quota,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let principal = Principal {
+        account_id: info.id,
+        name: info.name,
+        is_admin: false,
+        owner_id: info.owner_id,
+    };
+    Ctx {
+        principal,
+        protocol: Protocol::S3,
+        request_id: "test".into(),
+    }
+}
+
+fn body(data: &[u8]) -> impl futures::Stream<Item = io::Result<Bytes>> + Send + Unpin + use<> {
+    stream::iter(vec![Ok(Bytes::copy_from_slice(data))])
+}
+
+fn p(text: &str) -> NodePath {
+    NodePath::parse(text).unwrap()
+}
+
+async fn put_s3(h: &Harness, key: &str, data: &[u8]) -> Entry {
+    let (path, is_folder) = NodePath::from_s3("bkt", key).unwrap();
+    let kind = if is_folder { Kind::Folder } else { Kind::File };
+    let mut options = PutOptions::new(kind, Parents::CreateImplicit);
+    options.expected_size = Some(data.len() as u64);
+    h.drive
+        .put(&h.alice, &path, body(data), options)
+        .await
+        .unwrap()
+}
+
+async fn read(h: &Harness, path: &NodePath, kind: Kind, range: Option<ByteRange>) -> Vec<u8> {
+    let download = h
+        .drive
+        .open(&h.alice, path, kind, None, range, &Preconditions::default())
+        .await
+        .unwrap();
+    let chunks: Vec<Bytes> = download.body.try_collect().await.unwrap();
+    chunks.concat()
+}
+
+async fn list(
+    h: &Harness,
+    prefix: &str,
+    delimiter: Option<&str>,
+    after: Option<&str>,
+    max: usize,
+) -> (Vec<String>, Vec<String>, bool) {
+    let page = h
+        .drive
+        .list_objects(
+            &h.alice,
+            "bkt",
+            &ListRequest {
+                prefix: prefix.into(),
+                delimiter: delimiter.map(Into::into),
+                after: after.map(Into::into),
+                max_keys: max,
+            },
+        )
+        .await
+        .unwrap();
+    (
+        page.objects.into_iter().map(|(k, _)| k).collect(),
+        page.common_prefixes,
+        page.is_truncated,
+    )
+}
+
+#[tokio::test]
+async fn put_then_read_whole_ranges_and_versions() {
+    for h in harnesses().await {
+        h.drive.create_bucket(&h.alice, "bkt").await.unwrap();
+        let first = put_s3(&h, "2024/a.jpg", b"hello world").await;
+        assert_eq!(
+            first.etag.as_deref(),
+            Some("5eb63bbbe01eeed093cb22bb8f5acdc3")
+        );
+        assert_eq!(first.size, 11);
+        let path = p("bkt/2024/a.jpg");
+        assert_eq!(read(&h, &path, Kind::File, None).await, b"hello world");
+        assert_eq!(
+            read(&h, &path, Kind::File, ByteRange::parse("bytes=6-")).await,
+            b"world"
+        );
+        assert_eq!(
+            read(&h, &path, Kind::File, ByteRange::parse("bytes=-5")).await,
+            b"world"
+        );
+        let bad = h
+            .drive
+            .open(
+                &h.alice,
+                &path,
+                Kind::File,
+                None,
+                ByteRange::parse("bytes=20-"),
+                &Preconditions::default(),
+            )
+            .await;
+        assert!(matches!(bad, Err(Error::InvalidRange { size: 11 })));
+
+        put_s3(&h, "2024/a.jpg", b"second").await;
+        let versions = h.drive.versions(&h.alice, &path, Kind::File).await.unwrap();
+        assert_eq!(versions.len(), 2);
+        assert!(versions[0].is_current && !versions[1].is_current);
+        let old = h
+            .drive
+            .open(
+                &h.alice,
+                &path,
+                Kind::File,
+                Some(&versions[1].version_id),
+                None,
+                &Preconditions::default(),
+            )
+            .await
+            .unwrap();
+        let old_bytes: Vec<Bytes> = old.body.try_collect().await.unwrap();
+        assert_eq!(old_bytes.concat(), b"hello world");
+        let usage = h.drive.usage(&h.alice).await.unwrap();
+        assert_eq!(usage.used_bytes, 17, "old versions count against the quota");
+    }
+}
+
+#[tokio::test]
+async fn s3_folders_are_implicit_and_vanish_with_their_last_object() {
+    for h in harnesses().await {
+        h.drive.create_bucket(&h.alice, "bkt").await.unwrap();
+        put_s3(&h, "x/y/z.txt", b"z").await;
+        let folder = h
+            .drive
+            .stat(&h.alice, &p("bkt/x/y"), Kind::Folder)
+            .await
+            .unwrap();
+        assert!(folder.implicit);
+        assert_eq!(list(&h, "", None, None, 100).await.0, ["x/y/z.txt"]);
+        assert!(
+            h.drive
+                .delete_object(&h.alice, &p("bkt/x/y/z.txt"), Kind::File)
+                .await
+                .unwrap()
+        );
+        assert!(
+            h.drive
+                .stat(&h.alice, &p("bkt/x"), Kind::Folder)
+                .await
+                .is_err(),
+            "implicit folders disappear"
+        );
+        assert!(
+            h.drive
+                .stat(&h.alice, &p("bkt"), Kind::Folder)
+                .await
+                .is_ok(),
+            "the bucket stays"
+        );
+        assert!(
+            !h.drive
+                .delete_object(&h.alice, &p("bkt/x/y/z.txt"), Kind::File)
+                .await
+                .unwrap()
+        );
+
+        // A folder made on purpose stays, and lists as a zero-byte marker.
+        h.drive
+            .mkdir(&h.alice, &p("bkt/kept"), MkdirOptions::default())
+            .await
+            .unwrap();
+        put_s3(&h, "kept/f", b"f").await;
+        h.drive
+            .delete_object(&h.alice, &p("bkt/kept/f"), Kind::File)
+            .await
+            .unwrap();
+        assert_eq!(list(&h, "", None, None, 100).await.0, ["kept/"]);
+
+        // A tree client deleting the last file keeps the folder it saw.
+        put_s3(&h, "seen/f", b"f").await;
+        h.drive.delete(&h.alice, &p("bkt/seen/f")).await.unwrap();
+        let seen = h
+            .drive
+            .stat(&h.alice, &p("bkt/seen"), Kind::Folder)
+            .await
+            .unwrap();
+        assert!(!seen.implicit);
+    }
+}
+
+#[tokio::test]
+async fn a_file_and_a_folder_may_share_a_name_for_s3() {
+    for h in harnesses().await {
+        h.drive.create_bucket(&h.alice, "bkt").await.unwrap();
+        put_s3(&h, "a", b"file").await;
+        put_s3(&h, "a/", b"marker").await;
+        put_s3(&h, "a/c", b"c").await;
+        put_s3(&h, "a.txt", b"t").await;
+        assert_eq!(
+            list(&h, "", None, None, 100).await.0,
+            ["a", "a.txt", "a/", "a/c"]
+        );
+        assert_eq!(read(&h, &p("bkt/a"), Kind::Folder, None).await, b"marker");
+        assert_eq!(read(&h, &p("bkt/a"), Kind::File, None).await, b"file");
+        let shown = h.drive.resolve(&h.alice, &p("bkt/a")).await.unwrap();
+        assert!(shown.is_folder(), "a tree shows the folder");
+        // Deleting the marker keeps the folder for its child.
+        h.drive
+            .delete_object(&h.alice, &p("bkt/a"), Kind::Folder)
+            .await
+            .unwrap();
+        assert_eq!(list(&h, "", None, None, 100).await.0, ["a", "a.txt", "a/c"]);
+    }
+}
+
+#[tokio::test]
+async fn s3_listings_page_with_prefixes_and_delimiters() {
+    for h in harnesses().await {
+        h.drive.create_bucket(&h.alice, "bkt").await.unwrap();
+        for key in ["a/1", "a/2", "b/1", "c", "d/e/f", "d-1", "d-2/x"] {
+            put_s3(&h, key, b"x").await;
+        }
+        let (objects, prefixes, truncated) = list(&h, "", Some("/"), None, 100).await;
+        assert_eq!(
+            (objects, prefixes, truncated),
+            (
+                vec!["c".into(), "d-1".into()],
+                vec!["a/".into(), "b/".into(), "d-2/".into(), "d/".into()],
+                false
+            )
+        );
+
+        // Pages of two, merged in key order.
+        let mut after = None;
+        let mut seen = Vec::new();
+        loop {
+            let page = h
+                .drive
+                .list_objects(
+                    &h.alice,
+                    "bkt",
+                    &ListRequest {
+                        prefix: String::new(),
+                        delimiter: Some("/".into()),
+                        after: after.clone(),
+                        max_keys: 2,
+                    },
+                )
+                .await
+                .unwrap();
+            seen.extend(page.objects.iter().map(|(k, _)| k.clone()));
+            seen.extend(page.common_prefixes.iter().cloned());
+            if !page.is_truncated {
+                break;
+            }
+            after = page.next_after;
+        }
+        seen.sort();
+        assert_eq!(seen, ["a/", "b/", "c", "d-1", "d-2/", "d/"]);
+
+        assert_eq!(
+            list(&h, "d", Some("/"), None, 100).await,
+            (vec!["d-1".into()], vec!["d-2/".into(), "d/".into()], false)
+        );
+        assert_eq!(list(&h, "a/", None, None, 100).await.0, ["a/1", "a/2"]);
+        assert_eq!(
+            list(&h, "", None, Some("b/1"), 100).await.0,
+            ["c", "d-1", "d-2/x", "d/e/f"]
+        );
+        let by_dash = list(&h, "", Some("-"), None, 100).await;
+        let objects: Vec<String> = ["a/1", "a/2", "b/1", "c", "d/e/f"].map(String::from).into();
+        assert_eq!(by_dash, (objects, vec!["d-".to_string()], false));
+        let (objects, _, truncated) = list(&h, "", None, None, 3).await;
+        assert_eq!((objects.len(), truncated), (3, true));
+    }
+}
+
+#[tokio::test]
+async fn move_and_copy_subtrees_copy_shares_blobs() {
+    for h in harnesses().await {
+        h.drive
+            .mkdir(
+                &h.alice,
+                &p("docs/src/inner"),
+                MkdirOptions {
+                    parents: true,
+                    exist_ok: false,
+                },
+            )
+            .await
+            .unwrap();
+        let mut options = PutOptions::new(Kind::File, Parents::MustExist);
+        options.expected_size = Some(4);
+        h.drive
+            .put(
+                &h.alice,
+                &p("docs/src/inner/f.txt"),
+                body(b"data"),
+                options.clone(),
+            )
+            .await
+            .unwrap();
+        h.drive
+            .put(
+                &h.alice,
+                &p("docs/src/g.txt"),
+                body(b"gggg"),
+                options.clone(),
+            )
+            .await
+            .unwrap();
+
+        let created = h
+            .drive
+            .transfer(
+                &h.alice,
+                &p("docs/src"),
+                &p("docs/copy"),
+                Transfer::Copy { recursive: true },
+                false,
+            )
+            .await
+            .unwrap();
+        assert!(created);
+        assert_eq!(
+            read(&h, &p("docs/copy/inner/f.txt"), Kind::File, None).await,
+            b"data"
+        );
+        assert_eq!(
+            h.drive.inner.catalog.all_blobs().await.unwrap().len(),
+            2,
+            "the copy shares the blobs"
+        );
+        assert_eq!(h.drive.usage(&h.alice).await.unwrap().used_bytes, 16);
+
+        h.drive
+            .transfer(&h.alice, &p("docs/src"), &p("moved"), Transfer::Move, false)
+            .await
+            .unwrap();
+        assert!(h.drive.resolve(&h.alice, &p("docs/src")).await.is_err());
+        assert_eq!(
+            read(&h, &p("moved/inner/f.txt"), Kind::File, None).await,
+            b"data"
+        );
+
+        let clash = h
+            .drive
+            .transfer(
+                &h.alice,
+                &p("moved"),
+                &p("docs/copy"),
+                Transfer::Move,
+                false,
+            )
+            .await;
+        assert!(matches!(clash, Err(Error::PreconditionFailed)));
+        let replaced = h
+            .drive
+            .transfer(&h.alice, &p("moved"), &p("docs/copy"), Transfer::Move, true)
+            .await
+            .unwrap();
+        assert!(!replaced);
+        let into_itself = h
+            .drive
+            .transfer(
+                &h.alice,
+                &p("docs"),
+                &p("docs/copy/x"),
+                Transfer::Move,
+                false,
+            )
+            .await;
+        assert!(matches!(into_itself, Err(Error::Conflict(_))));
+        let missing_parent = h
+            .drive
+            .transfer(&h.alice, &p("docs"), &p("nowhere/x"), Transfer::Move, false)
+            .await;
+        assert!(matches!(missing_parent, Err(Error::Conflict(_))));
+    }
+}
+
+#[tokio::test]
+async fn trash_restore_purge_and_garbage_collection() {
+    for h in harnesses().await {
+        h.drive.create_bucket(&h.alice, "bkt").await.unwrap();
+        put_s3(&h, "dir/one", b"1111").await;
+        put_s3(&h, "dir/two", b"22").await;
+        h.drive.delete(&h.alice, &p("bkt/dir")).await.unwrap();
+        let trash = h.drive.list_trash(&h.alice).await.unwrap();
+        assert_eq!(trash.len(), 1, "one entry for the whole folder");
+        assert_eq!(list(&h, "", None, None, 10).await.0, Vec::<String>::new());
+
+        h.drive.restore(&h.alice, trash[0].id).await.unwrap();
+        assert_eq!(read(&h, &p("bkt/dir/two"), Kind::File, None).await, b"22");
+
+        h.drive.delete(&h.alice, &p("bkt/dir")).await.unwrap();
+        let trash = h.drive.list_trash(&h.alice).await.unwrap();
+        assert_eq!(
+            h.drive.usage(&h.alice).await.unwrap().used_bytes,
+            6,
+            "trash counts"
+        );
+        assert_eq!(h.drive.purge(&h.alice, trash[0].id).await.unwrap(), 6);
+        assert_eq!(h.drive.usage(&h.alice).await.unwrap().used_bytes, 0);
+        let (files, _) = h.drive.inner.volume.scan().await.unwrap();
+        assert!(files.is_empty(), "purged blobs are removed from disk");
+        let report = h.drive.fsck(false).await.unwrap();
+        assert!(report.is_healthy() && report.orphans.is_empty() && report.blobs_in_catalog == 0);
+    }
+}
+
+#[tokio::test]
+async fn quota_is_enforced_before_and_while_bytes_arrive() {
+    for h in harnesses().await {
+        h.drive.create_bucket(&h.alice, "bkt").await.unwrap();
+        let path = p("bkt/big");
+        let mut announced = PutOptions::new(Kind::File, Parents::CreateImplicit);
+        announced.expected_size = Some(2_000_000);
+        let never_read = stream::iter(vec![Err::<Bytes, _>(io::Error::other("must not be read"))]);
+        assert!(matches!(
+            h.drive.put(&h.alice, &path, never_read, announced).await,
+            Err(Error::QuotaExceeded)
+        ));
+
+        let chunks: Vec<io::Result<Bytes>> = (0..20)
+            .map(|_| Ok(Bytes::from(vec![0u8; 100_000])))
+            .collect();
+        let unannounced = PutOptions::new(Kind::File, Parents::CreateImplicit);
+        assert!(matches!(
+            h.drive
+                .put(&h.alice, &path, stream::iter(chunks), unannounced)
+                .await,
+            Err(Error::QuotaExceeded)
+        ));
+
+        let (files, temps) = h.drive.inner.volume.scan().await.unwrap();
+        assert!(
+            files.is_empty() && temps.is_empty(),
+            "a refused upload leaves nothing"
+        );
+        assert!(h.drive.stat(&h.alice, &path, Kind::File).await.is_err());
+        assert_eq!(h.drive.usage(&h.alice).await.unwrap().used_bytes, 0);
+    }
+}
+
+#[tokio::test]
+async fn bad_names_and_preconditions_write_nothing() {
+    for h in harnesses().await {
+        h.drive.create_bucket(&h.alice, "bkt").await.unwrap();
+        for key in ["a//b", "../x", "a/./b", "a\0b"] {
+            assert!(
+                matches!(NodePath::from_s3("bkt", key), Err(Error::InvalidName(_))),
+                "{key:?}"
+            );
+        }
+        let mut once = PutOptions::new(Kind::File, Parents::CreateImplicit);
+        once.preconditions.if_none_match = Some(EtagCondition::Any);
+        h.drive
+            .put(&h.alice, &p("bkt/once"), body(b"1"), once.clone())
+            .await
+            .unwrap();
+        let again = h
+            .drive
+            .put(&h.alice, &p("bkt/once"), body(b"2"), once)
+            .await;
+        assert!(matches!(again, Err(Error::PreconditionFailed)));
+        assert_eq!(read(&h, &p("bkt/once"), Kind::File, None).await, b"1");
+        let no_bucket = h
+            .drive
+            .put(
+                &h.alice,
+                &p("nobucket/k"),
+                body(b"1"),
+                PutOptions::new(Kind::File, Parents::CreateImplicit),
+            )
+            .await;
+        assert!(matches!(no_bucket, Err(Error::NotFound(Missing::Bucket))));
+        let no_parent = h
+            .drive
+            .put(
+                &h.alice,
+                &p("bkt/no/parent"),
+                body(b"1"),
+                PutOptions::new(Kind::File, Parents::MustExist),
+            )
+            .await;
+        assert!(matches!(no_parent, Err(Error::Conflict(_))));
+        assert!(matches!(
+            h.drive.create_bucket(&h.alice, "dav").await,
+            Err(Error::InvalidName(_))
+        ));
+        assert!(matches!(
+            h.drive.create_bucket(&h.alice, "bkt").await,
+            Err(Error::AlreadyExists)
+        ));
+        let (files, temps) = h.drive.inner.volume.scan().await.unwrap();
+        assert_eq!((files.len(), temps.len()), (1, 0));
+    }
+}
+
+#[tokio::test]
+async fn accounts_are_isolated_and_credentials_checked() {
+    for h in harnesses().await {
+        h.drive.create_bucket(&h.alice, "bkt").await.unwrap();
+        put_s3(&h, "secret.txt", b"alice only").await;
+        let bob = ctx_for(&h.drive, "bob", None).await;
+        assert!(matches!(
+            h.drive.bucket(&bob, "bkt").await,
+            Err(Error::NotFound(Missing::Bucket))
+        ));
+        assert!(
+            h.drive
+                .stat(&bob, &p("bkt/secret.txt"), Kind::File)
+                .await
+                .is_err()
+        );
+        assert!(h.drive.list_buckets(&bob).await.unwrap().is_empty());
+
+        let ok = h
+            .drive
+            .authenticate_password("alice", "alice-password")
+            .await
+            .unwrap();
+        assert_eq!(ok.name, "alice");
+        // Cached: the second check does not need argon2 and still validates the password.
+        assert!(
+            h.drive
+                .authenticate_password("alice", "alice-password")
+                .await
+                .is_ok()
+        );
+        assert!(matches!(
+            h.drive
+                .authenticate_password("alice", "wrong-password")
+                .await,
+            Err(Error::Unauthenticated)
+        ));
+        assert!(matches!(
+            h.drive
+                .authenticate_password("nobody", "alice-password")
+                .await,
+            Err(Error::Unauthenticated)
+        ));
+        h.drive.set_disabled("alice", true).await.unwrap();
+        assert!(matches!(
+            h.drive
+                .authenticate_password("alice", "alice-password")
+                .await,
+            Err(Error::Unauthenticated)
+        ));
+        h.drive.set_disabled("alice", false).await.unwrap();
+        let generated = h.drive.set_password("alice", None).await.unwrap().unwrap();
+        assert!(
+            h.drive
+                .authenticate_password("alice", "alice-password")
+                .await
+                .is_err()
+        );
+        assert!(
+            h.drive
+                .authenticate_password("alice", &generated)
+                .await
+                .is_ok()
+        );
+
+        let key = h.drive.create_access_key("alice", None).await.unwrap();
+        let (secret, principal) = h.drive.s3_credentials(&key.access_key_id).await.unwrap();
+        assert_eq!(
+            (secret.as_str(), principal.name.as_str()),
+            (key.secret_access_key.as_str(), "alice")
+        );
+        let sealed = h
+            .drive
+            .inner
+            .catalog
+            .access_key(&key.access_key_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .secret_sealed;
+        assert!(
+            !sealed.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "secrets are stored sealed"
+        );
+        h.drive.revoke_access_key(&key.access_key_id).await.unwrap();
+        assert!(h.drive.s3_credentials(&key.access_key_id).await.is_err());
+        let audit = h
+            .drive
+            .inner
+            .catalog
+            .audit_log(h.alice.principal.account_id.0, 100)
+            .await
+            .unwrap();
+        assert!(
+            audit
+                .iter()
+                .any(|row| row.action == "put" && row.key.as_deref() == Some("bkt/secret.txt"))
+        );
+    }
+}
+
+#[tokio::test]
+async fn fsck_reports_missing_blobs_and_repairs_only_old_orphans() {
+    for h in harnesses().await {
+        h.drive.create_bucket(&h.alice, "bkt").await.unwrap();
+        put_s3(&h, "kept", b"kept").await;
+        let doomed = put_s3(&h, "doomed", b"doomed").await;
+        // An upload that crashed after its rename: a blob file with no row.
+        let orphan = h
+            .drive
+            .inner
+            .volume
+            .write(body(b"orphan"), Default::default())
+            .await
+            .unwrap();
+        let report = h.drive.fsck(true).await.unwrap();
+        assert!(report.is_healthy());
+        assert_eq!(
+            (report.young_orphans, report.orphans_removed),
+            (1, 0),
+            "young orphans may be in-flight uploads"
+        );
+        assert!(
+            h.drive
+                .inner
+                .volume
+                .exists(orphan.locator.as_ref().unwrap())
+                .await
+                .unwrap()
+        );
+
+        let version = h
+            .drive
+            .inner
+            .catalog
+            .version(doomed.version_row.unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        let locator =
+            portico_volume::BlobLocator::parse(version.locator.as_deref().unwrap()).unwrap();
+        h.drive.inner.volume.remove(&locator).await.unwrap();
+        let report = h.drive.fsck(false).await.unwrap();
+        assert!(!report.is_healthy());
+        assert_eq!(
+            report.missing,
+            vec![(locator.to_string(), vec!["bkt/doomed".to_string()])]
+        );
+    }
+}
