@@ -57,6 +57,8 @@ pub enum Error {
     Locked,
     #[error("the account's quota would be exceeded")]
     QuotaExceeded,
+    #[error("the content does not match the digest the client sent")]
+    BadDigest,
     #[error("the content is larger than the {limit}-byte limit")]
     TooLarge { limit: u64 },
     #[error("the body ended after {received} of {expected} bytes")]

@@ -42,6 +42,8 @@ pub struct PutOptions {
     pub modified: Option<Timestamp>,
     pub parents: Parents,
     pub preconditions: Preconditions,
+    /// The MD5 the client announced (`Content-MD5`): a mismatch refuses the write.
+    pub expected_md5: Option<[u8; 16]>,
 }
 
 impl PutOptions {
@@ -54,6 +56,7 @@ impl PutOptions {
             modified: None,
             parents,
             preconditions: Preconditions::default(),
+            expected_md5: None,
         }
     }
 }

@@ -34,7 +34,7 @@ pub use files::{Download, MkdirOptions, Parents, PutOptions, Transfer};
 pub use fsck::FsckReport;
 pub use listing::{ListPage, ListRequest};
 pub use model::{
-    AccountId, Ctx, EMPTY_ETAG, Entry, ObjectAttributes, Principal, Protocol, Timestamp,
+    AccountId, Ctx, EMPTY_ETAG, Entry, ObjectAttributes, Principal, Protocol, RequestId, Timestamp,
     TrashEntry, Usage, VersionInfo,
 };
 pub use names::{

@@ -79,6 +79,11 @@ pub struct Principal {
     pub owner_id: String,
 }
 
+/// The id of one HTTP request, put into request extensions by the gateway and read by
+/// the protocol crates for logs, audit rows and error bodies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
 /// Who asks, through which protocol, under which request id: every drive operation gets
 /// one, so authorization and audit rows cannot be skipped.
 #[derive(Debug, Clone)]
