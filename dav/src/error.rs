@@ -16,20 +16,26 @@ pub fn to_status(err: &Error, request_id: &str) -> (StatusCode, String) {
         Error::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
         Error::NotModified => StatusCode::NOT_MODIFIED,
         Error::Conflict(_) | Error::NotEmpty => StatusCode::CONFLICT,
-        Error::InvalidName(_) | Error::KeyTooLong { .. } | Error::InvalidInput { .. } => StatusCode::BAD_REQUEST,
+        Error::InvalidName(_) | Error::KeyTooLong { .. } | Error::InvalidInput { .. } => {
+            StatusCode::BAD_REQUEST
+        }
         Error::InvalidRange { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
         Error::Unauthenticated => StatusCode::UNAUTHORIZED,
         Error::Forbidden => StatusCode::FORBIDDEN,
         Error::Locked => StatusCode::LOCKED,
         Error::QuotaExceeded => StatusCode::INSUFFICIENT_STORAGE,
         Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        Error::IncompleteBody { .. } | Error::BodyFailed(_) | Error::BadDigest => StatusCode::BAD_REQUEST,
+        Error::IncompleteBody { .. } | Error::BodyFailed(_) | Error::BadDigest => {
+            StatusCode::BAD_REQUEST
+        }
         Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     let reason = match err {
         Error::Internal(_) => format!("internal error (request id {request_id})"),
-        Error::Unavailable(_) => format!("service unavailable, try again (request id {request_id})"),
+        Error::Unavailable(_) => {
+            format!("service unavailable, try again (request id {request_id})")
+        }
         other => other.to_string(),
     };
     (status, reason)
@@ -50,14 +56,26 @@ mod tests {
             (Error::Conflict("parent"), 409),
             (Error::NotEmpty, 409),
             (Error::KeyTooLong { max: 1024 }, 400),
-            (Error::InvalidInput { field: "x", reason: "y".into() }, 400),
+            (
+                Error::InvalidInput {
+                    field: "x",
+                    reason: "y".into(),
+                },
+                400,
+            ),
             (Error::InvalidRange { size: 1 }, 416),
             (Error::Unauthenticated, 401),
             (Error::Forbidden, 403),
             (Error::Locked, 423),
             (Error::QuotaExceeded, 507),
             (Error::TooLarge { limit: 1 }, 413),
-            (Error::IncompleteBody { expected: 2, received: 1 }, 400),
+            (
+                Error::IncompleteBody {
+                    expected: 2,
+                    received: 1,
+                },
+                400,
+            ),
             (Error::BadDigest, 400),
             (Error::Unavailable("x".into()), 503),
             (Error::Internal("x".into()), 500),
@@ -67,6 +85,9 @@ mod tests {
         let invalid = portico_drive::NodePath::parse("a/../b").unwrap_err();
         assert_eq!(to_status(&invalid, "r").0, StatusCode::BAD_REQUEST);
         let (_, reason) = to_status(&Error::Internal("secret detail".into()), "r-9");
-        assert!(!reason.contains("secret") && reason.contains("r-9"), "internal details stay in the log");
+        assert!(
+            !reason.contains("secret") && reason.contains("r-9"),
+            "internal details stay in the log"
+        );
     }
 }

@@ -24,8 +24,8 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use portico_drive::{
-    ByteRange, Ctx, Drive, Entry, EtagCondition, Kind, MkdirOptions, NodePath, Parents, Preconditions, Protocol,
-    PutOptions, RequestId, Timestamp, Transfer,
+    ByteRange, Ctx, Drive, Entry, EtagCondition, Kind, MkdirOptions, NodePath, Parents,
+    Preconditions, Protocol, PutOptions, RequestId, Timestamp, Transfer,
 };
 
 pub use error::to_status;
@@ -51,7 +51,9 @@ pub struct DavService {
 }
 
 fn full(status: StatusCode, body: impl Into<Bytes>) -> Response<DavBody> {
-    let body = Full::new(body.into()).map_err(|never| match never {}).boxed_unsync();
+    let body = Full::new(body.into())
+        .map_err(|never| match never {})
+        .boxed_unsync();
     let mut response = Response::new(body);
     *response.status_mut() = status;
     response
@@ -59,7 +61,10 @@ fn full(status: StatusCode, body: impl Into<Bytes>) -> Response<DavBody> {
 
 fn text(status: StatusCode, message: &str) -> Response<DavBody> {
     let mut response = full(status, format!("{message}\n"));
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     response
 }
 
@@ -92,7 +97,11 @@ fn quoted(etag: &str) -> String {
 }
 
 fn preconditions(headers: &HeaderMap) -> Preconditions {
-    let date = |name| header_str(headers, name).and_then(|v| httpdate::parse_http_date(v).ok()).map(Timestamp::from_system_time);
+    let date = |name| {
+        header_str(headers, name)
+            .and_then(|v| httpdate::parse_http_date(v).ok())
+            .map(Timestamp::from_system_time)
+    };
     Preconditions {
         if_match: header_str(headers, header::IF_MATCH).map(EtagCondition::parse),
         if_none_match: header_str(headers, header::IF_NONE_MATCH).map(EtagCondition::parse),
@@ -110,7 +119,10 @@ fn oc_mtime(headers: &HeaderMap) -> Option<Timestamp> {
 
 impl DavService {
     pub fn new(drive: Drive, prefix: impl Into<String>) -> Self {
-        Self { drive, prefix: prefix.into() }
+        Self {
+            drive,
+            prefix: prefix.into(),
+        }
     }
 
     /// Handles one WebDAV request. Never fails: every error becomes a status with a body.
@@ -119,7 +131,11 @@ impl DavService {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let request_id = request.extensions().get::<RequestId>().map(|id| id.0.clone()).unwrap_or_default();
+        let request_id = request
+            .extensions()
+            .get::<RequestId>()
+            .map(|id| id.0.clone())
+            .unwrap_or_default();
         if request.method() == Method::OPTIONS {
             // Answered without credentials: Windows and macOS probe before they log in.
             return self.options();
@@ -128,12 +144,20 @@ impl DavService {
             Ok(principal) => principal,
             Err(response) => return response,
         };
-        let ctx = Ctx { principal, protocol: Protocol::WebDav, request_id };
+        let ctx = Ctx {
+            principal,
+            protocol: Protocol::WebDav,
+            request_id,
+        };
         let path = match paths::node_path(request.uri().path(), &self.prefix) {
             Ok(path) => path,
             Err(paths::PathError::Invalid(why)) => return text(StatusCode::BAD_REQUEST, &why),
-            Err(paths::PathError::NotUtf8) => return text(StatusCode::BAD_REQUEST, "the path is not valid UTF-8"),
-            Err(paths::PathError::OutsidePrefix) => return text(StatusCode::NOT_FOUND, "not a WebDAV path"),
+            Err(paths::PathError::NotUtf8) => {
+                return text(StatusCode::BAD_REQUEST, "the path is not valid UTF-8");
+            }
+            Err(paths::PathError::OutsidePrefix) => {
+                return text(StatusCode::NOT_FOUND, "not a WebDAV path");
+            }
         };
         let method = request.method().clone();
         let outcome = match method.as_str() {
@@ -146,7 +170,10 @@ impl DavService {
             "MOVE" => self.copy_move(&ctx, &path, request.headers(), true).await,
             "PROPFIND" => self.propfind(&ctx, &path, request).await,
             _ => {
-                let mut response = text(StatusCode::METHOD_NOT_ALLOWED, &format!("{method} is not supported here"));
+                let mut response = text(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    &format!("{method} is not supported here"),
+                );
                 set(&mut response, header::ALLOW, ALLOW);
                 Ok(response)
             }
@@ -164,13 +191,20 @@ impl DavService {
     fn options(&self) -> Response<DavBody> {
         let mut response = empty(StatusCode::OK);
         set(&mut response, header::HeaderName::from_static("dav"), "1");
-        set(&mut response, header::HeaderName::from_static("ms-author-via"), "DAV");
+        set(
+            &mut response,
+            header::HeaderName::from_static("ms-author-via"),
+            "DAV",
+        );
         set(&mut response, header::ALLOW, ALLOW);
         response
     }
 
     /// HTTP Basic against account passwords (verified logins are cached by the drive).
-    async fn authenticate(&self, headers: &HeaderMap) -> std::result::Result<portico_drive::Principal, Response<DavBody>> {
+    async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+    ) -> std::result::Result<portico_drive::Principal, Response<DavBody>> {
         let unauthorized = |message: &str| {
             let mut response = text(StatusCode::UNAUTHORIZED, message);
             challenge(&mut response);
@@ -184,7 +218,9 @@ impl DavService {
         };
         match self.drive.authenticate_password(&name, &password).await {
             Ok(principal) => Ok(principal),
-            Err(portico_drive::Error::Unauthenticated) => Err(unauthorized("wrong user name or password")),
+            Err(portico_drive::Error::Unauthenticated) => {
+                Err(unauthorized("wrong user name or password"))
+            }
             Err(err) => {
                 let (status, reason) = to_status(&err, "");
                 Err(text(status, &reason))
@@ -192,7 +228,13 @@ impl DavService {
         }
     }
 
-    async fn get(&self, ctx: &Ctx, path: &NodePath, headers: &HeaderMap, with_body: bool) -> Result<Response<DavBody>> {
+    async fn get(
+        &self,
+        ctx: &Ctx,
+        path: &NodePath,
+        headers: &HeaderMap,
+        with_body: bool,
+    ) -> Result<Response<DavBody>> {
         let entry = self.drive.resolve(ctx, path).await?;
         if entry.is_folder() {
             return self.folder_page(ctx, &entry, with_body).await;
@@ -201,21 +243,39 @@ impl DavService {
         let range = header_str(headers, header::RANGE).and_then(ByteRange::parse);
         // A Range with If-Range that no longer matches gets the whole content (RFC 9110 §13.1.5).
         let range = match header_str(headers, header::IF_RANGE) {
-            Some(if_range) if Some(if_range.trim().trim_matches('"')) != entry.etag.as_deref() => None,
+            Some(if_range) if Some(if_range.trim().trim_matches('"')) != entry.etag.as_deref() => {
+                None
+            }
             _ => range,
         };
         let (status, length, content_range, body) = if with_body {
-            let download = match self.drive.open(ctx, path, Kind::File, None, range, &pre).await {
+            let download = match self
+                .drive
+                .open(ctx, path, Kind::File, None, range, &pre)
+                .await
+            {
                 Err(portico_drive::Error::InvalidRange { size }) => {
-                    let mut response = text(StatusCode::RANGE_NOT_SATISFIABLE, "the requested range is not satisfiable");
-                    set(&mut response, header::CONTENT_RANGE, &format!("bytes */{size}"));
+                    let mut response = text(
+                        StatusCode::RANGE_NOT_SATISFIABLE,
+                        "the requested range is not satisfiable",
+                    );
+                    set(
+                        &mut response,
+                        header::CONTENT_RANGE,
+                        &format!("bytes */{size}"),
+                    );
                     return Ok(response);
                 }
                 other => other?,
             };
             let size = download.version.size;
             match download.range.clone() {
-                Some(r) => (StatusCode::PARTIAL_CONTENT, r.end - r.start, Some(format!("bytes {}-{}/{size}", r.start, r.end - 1)), Some(download.body)),
+                Some(r) => (
+                    StatusCode::PARTIAL_CONTENT,
+                    r.end - r.start,
+                    Some(format!("bytes {}-{}/{size}", r.start, r.end - 1)),
+                    Some(download.body),
+                ),
                 None => (StatusCode::OK, size, None, Some(download.body)),
             }
         } else {
@@ -237,31 +297,61 @@ impl DavService {
     fn describe(&self, response: &mut Response<DavBody>, entry: &Entry) {
         set(response, header::ACCEPT_RANGES, "bytes");
         set(response, header::CONTENT_TYPE, &props::content_type(entry));
-        set(response, header::LAST_MODIFIED, &props::http_date(entry.modified));
+        set(
+            response,
+            header::LAST_MODIFIED,
+            &props::http_date(entry.modified),
+        );
         if let Some(etag) = &entry.etag {
             set(response, header::ETAG, &quoted(etag));
         }
     }
 
     /// GET on a collection: a plain HTML index, for people who open the URL in a browser.
-    async fn folder_page(&self, ctx: &Ctx, entry: &Entry, with_body: bool) -> Result<Response<DavBody>> {
-        let children = self.drive.list_folder(ctx, &entry.path, None, PROPFIND_PAGE).await?;
-        let mut html = String::from("<!DOCTYPE html><meta charset=\"utf-8\"><title>Index</title><ul>\n");
+    async fn folder_page(
+        &self,
+        ctx: &Ctx,
+        entry: &Entry,
+        with_body: bool,
+    ) -> Result<Response<DavBody>> {
+        let children = self
+            .drive
+            .list_folder(ctx, &entry.path, None, PROPFIND_PAGE)
+            .await?;
+        let mut html =
+            String::from("<!DOCTYPE html><meta charset=\"utf-8\"><title>Index</title><ul>\n");
         for child in &children {
             let href = paths::href(&self.prefix, &child.path, child.is_folder());
             let name = child.path.name().unwrap_or_default();
             let slash = if child.is_folder() { "/" } else { "" };
-            html.push_str(&format!("<li><a href=\"{}\">{}{slash}</a></li>\n", props::escape(&href), props::escape(name)));
+            html.push_str(&format!(
+                "<li><a href=\"{}\">{}{slash}</a></li>\n",
+                props::escape(&href),
+                props::escape(name)
+            ));
         }
         html.push_str("</ul>\n");
         let length = html.len();
-        let mut response = if with_body { full(StatusCode::OK, html) } else { empty(StatusCode::OK) };
-        set(&mut response, header::CONTENT_TYPE, "text/html; charset=utf-8");
+        let mut response = if with_body {
+            full(StatusCode::OK, html)
+        } else {
+            empty(StatusCode::OK)
+        };
+        set(
+            &mut response,
+            header::CONTENT_TYPE,
+            "text/html; charset=utf-8",
+        );
         set(&mut response, header::CONTENT_LENGTH, &length.to_string());
         Ok(response)
     }
 
-    async fn put<B>(&self, ctx: &Ctx, path: &NodePath, request: Request<B>) -> Result<Response<DavBody>>
+    async fn put<B>(
+        &self,
+        ctx: &Ctx,
+        path: &NodePath,
+        request: Request<B>,
+    ) -> Result<Response<DavBody>>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
@@ -269,7 +359,10 @@ impl DavService {
         let headers = request.headers().clone();
         if headers.contains_key(header::CONTENT_RANGE) {
             // RFC 9110 §14.5: a partial PUT must not be taken as a whole one.
-            return Ok(text(StatusCode::BAD_REQUEST, "partial PUT with Content-Range is not supported"));
+            return Ok(text(
+                StatusCode::BAD_REQUEST,
+                "partial PUT with Content-Range is not supported",
+            ));
         }
         let existed = self.drive.stat(ctx, path, Kind::File).await.is_ok();
         let mut options = PutOptions::new(Kind::File, Parents::MustExist);
@@ -280,14 +373,25 @@ impl DavService {
         options.content_type = header_str(&headers, header::CONTENT_TYPE).map(str::to_owned);
         options.preconditions = preconditions(&headers);
         options.modified = oc_mtime(&headers);
-        let body = request.into_body().into_data_stream().map_err(|err| io::Error::other(err.into()));
+        let body = request
+            .into_body()
+            .into_data_stream()
+            .map_err(|err| io::Error::other(err.into()));
         let entry = self.drive.put(ctx, path, Box::pin(body), options).await?;
-        let mut response = empty(if existed { StatusCode::NO_CONTENT } else { StatusCode::CREATED });
+        let mut response = empty(if existed {
+            StatusCode::NO_CONTENT
+        } else {
+            StatusCode::CREATED
+        });
         if let Some(etag) = &entry.etag {
             set(&mut response, header::ETAG, &quoted(etag));
         }
         if headers.contains_key("x-oc-mtime") {
-            set(&mut response, header::HeaderName::from_static("x-oc-mtime"), "accepted");
+            set(
+                &mut response,
+                header::HeaderName::from_static("x-oc-mtime"),
+                "accepted",
+            );
         }
         Ok(response)
     }
@@ -297,7 +401,12 @@ impl DavService {
         Ok(empty(StatusCode::NO_CONTENT))
     }
 
-    async fn mkcol<B>(&self, ctx: &Ctx, path: &NodePath, request: Request<B>) -> Result<Response<DavBody>>
+    async fn mkcol<B>(
+        &self,
+        ctx: &Ctx,
+        path: &NodePath,
+        request: Request<B>,
+    ) -> Result<Response<DavBody>>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
@@ -307,22 +416,42 @@ impl DavService {
             Err(response) => return Ok(response),
         };
         if !body.is_empty() {
-            return Ok(text(StatusCode::UNSUPPORTED_MEDIA_TYPE, "MKCOL with a body is not supported"));
+            return Ok(text(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "MKCOL with a body is not supported",
+            ));
         }
         self.drive.mkdir(ctx, path, MkdirOptions::default()).await?;
         Ok(empty(StatusCode::CREATED))
     }
 
-    async fn copy_move(&self, ctx: &Ctx, path: &NodePath, headers: &HeaderMap, is_move: bool) -> Result<Response<DavBody>> {
+    async fn copy_move(
+        &self,
+        ctx: &Ctx,
+        path: &NodePath,
+        headers: &HeaderMap,
+        is_move: bool,
+    ) -> Result<Response<DavBody>> {
         let Some(destination) = header_str(headers, "destination") else {
-            return Ok(text(StatusCode::BAD_REQUEST, "a Destination header is required"));
+            return Ok(text(
+                StatusCode::BAD_REQUEST,
+                "a Destination header is required",
+            ));
         };
         let target = match paths::node_path(paths::destination_path(destination), &self.prefix) {
             Ok(target) => target,
             Err(paths::PathError::OutsidePrefix) => {
-                return Ok(text(StatusCode::BAD_GATEWAY, "the destination is not on this WebDAV server"));
+                return Ok(text(
+                    StatusCode::BAD_GATEWAY,
+                    "the destination is not on this WebDAV server",
+                ));
             }
-            Err(paths::PathError::NotUtf8) => return Ok(text(StatusCode::BAD_REQUEST, "the destination is not valid UTF-8")),
+            Err(paths::PathError::NotUtf8) => {
+                return Ok(text(
+                    StatusCode::BAD_REQUEST,
+                    "the destination is not valid UTF-8",
+                ));
+            }
             Err(paths::PathError::Invalid(why)) => return Ok(text(StatusCode::BAD_REQUEST, &why)),
         };
         let overwrite = match header_str(headers, "overwrite").map(str::trim) {
@@ -333,16 +462,38 @@ impl DavService {
         let depth = header_str(headers, "depth").map(|d| d.trim().to_ascii_lowercase());
         let transfer = match (is_move, depth.as_deref()) {
             (true, None | Some("infinity")) => Transfer::Move,
-            (true, Some(_)) => return Ok(text(StatusCode::BAD_REQUEST, "MOVE requires Depth: infinity")),
+            (true, Some(_)) => {
+                return Ok(text(
+                    StatusCode::BAD_REQUEST,
+                    "MOVE requires Depth: infinity",
+                ));
+            }
             (false, None | Some("infinity")) => Transfer::Copy { recursive: true },
             (false, Some("0")) => Transfer::Copy { recursive: false },
-            (false, Some(_)) => return Ok(text(StatusCode::BAD_REQUEST, "COPY takes Depth: 0 or infinity")),
+            (false, Some(_)) => {
+                return Ok(text(
+                    StatusCode::BAD_REQUEST,
+                    "COPY takes Depth: 0 or infinity",
+                ));
+            }
         };
-        let created = self.drive.transfer(ctx, path, &target, transfer, overwrite).await?;
-        Ok(empty(if created { StatusCode::CREATED } else { StatusCode::NO_CONTENT }))
+        let created = self
+            .drive
+            .transfer(ctx, path, &target, transfer, overwrite)
+            .await?;
+        Ok(empty(if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::NO_CONTENT
+        }))
     }
 
-    async fn propfind<B>(&self, ctx: &Ctx, path: &NodePath, request: Request<B>) -> Result<Response<DavBody>>
+    async fn propfind<B>(
+        &self,
+        ctx: &Ctx,
+        path: &NodePath,
+        request: Request<B>,
+    ) -> Result<Response<DavBody>>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
@@ -357,10 +508,19 @@ impl DavService {
                     StatusCode::FORBIDDEN,
                     "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:error xmlns:D=\"DAV:\"><D:propfind-finite-depth/></D:error>\n",
                 );
-                set(&mut response, header::CONTENT_TYPE, "application/xml; charset=utf-8");
+                set(
+                    &mut response,
+                    header::CONTENT_TYPE,
+                    "application/xml; charset=utf-8",
+                );
                 return Ok(response);
             }
-            Some(_) => return Ok(text(StatusCode::BAD_REQUEST, "Depth must be 0, 1 or infinity")),
+            Some(_) => {
+                return Ok(text(
+                    StatusCode::BAD_REQUEST,
+                    "Depth must be 0, 1 or infinity",
+                ));
+            }
         };
         let body = match read_small(request.into_body()).await {
             Ok(body) => body,
@@ -376,10 +536,20 @@ impl DavService {
             PropRequest::PropName => true,
             PropRequest::AllProp => false,
         };
-        let usage = if wants_quota && entry.is_folder() { Some(self.drive.usage(ctx).await?) } else { None };
+        let usage = if wants_quota && entry.is_folder() {
+            Some(self.drive.usage(ctx).await?)
+        } else {
+            None
+        };
         let context = RenderContext { usage };
         let mut first = String::from(props::MULTISTATUS_OPEN);
-        props::render_response(&mut first, &paths::href(&self.prefix, &entry.path, entry.is_folder()), &entry, &prop_request, &context);
+        props::render_response(
+            &mut first,
+            &paths::href(&self.prefix, &entry.path, entry.is_folder()),
+            &entry,
+            &prop_request,
+            &context,
+        );
 
         let status = StatusCode::MULTI_STATUS;
         let mut response = if !depth_one || !entry.is_folder() {
@@ -399,7 +569,11 @@ impl DavService {
             let head = futures::stream::once(async move { Ok(Bytes::from(first)) });
             streaming(status, head.chain(pages.into_stream()))
         };
-        set(&mut response, header::CONTENT_TYPE, "application/xml; charset=utf-8");
+        set(
+            &mut response,
+            header::CONTENT_TYPE,
+            "application/xml; charset=utf-8",
+        );
         Ok(response)
     }
 }
@@ -423,22 +597,33 @@ impl ChildPages {
             if pages.done {
                 return None;
             }
-            let children =
-                match pages.drive.list_folder(&pages.ctx, &pages.folder, pages.after.as_deref(), PROPFIND_PAGE).await {
-                    Ok(children) => children,
-                    Err(err) => {
-                        // Headers are gone already: end the stream with an error so the client
-                        // sees a broken response rather than a silently short listing.
-                        let (_, reason) = to_status(&err, &pages.ctx.request_id);
-                        pages.done = true;
-                        return Some((Err(io::Error::other(reason)), pages));
-                    }
-                };
+            let children = match pages
+                .drive
+                .list_folder(
+                    &pages.ctx,
+                    &pages.folder,
+                    pages.after.as_deref(),
+                    PROPFIND_PAGE,
+                )
+                .await
+            {
+                Ok(children) => children,
+                Err(err) => {
+                    // Headers are gone already: end the stream with an error so the client
+                    // sees a broken response rather than a silently short listing.
+                    let (_, reason) = to_status(&err, &pages.ctx.request_id);
+                    pages.done = true;
+                    return Some((Err(io::Error::other(reason)), pages));
+                }
+            };
             let last_page = (children.len() as i64) < PROPFIND_PAGE;
             pages.after = children.last().map(Entry::key);
             let mut out = String::with_capacity(children.len() * 400 + 32);
-            let folders: std::collections::HashSet<&str> =
-                children.iter().filter(|c| c.is_folder()).filter_map(|c| c.path.name()).collect();
+            let folders: std::collections::HashSet<&str> = children
+                .iter()
+                .filter(|c| c.is_folder())
+                .filter_map(|c| c.path.name())
+                .collect();
             for child in &children {
                 // A tree shows the folder when S3 made a file and a folder of one name.
                 if !child.is_folder() && child.path.name().is_some_and(|n| folders.contains(n)) {
@@ -457,7 +642,11 @@ impl ChildPages {
 }
 
 fn challenge(response: &mut Response<DavBody>) {
-    set(response, header::WWW_AUTHENTICATE, "Basic realm=\"Portico\", charset=\"UTF-8\"");
+    set(
+        response,
+        header::WWW_AUTHENTICATE,
+        "Basic realm=\"Portico\", charset=\"UTF-8\"",
+    );
 }
 
 /// Parses `Basic base64(name:password)`.
@@ -467,7 +656,9 @@ fn parse_basic(value: &str) -> Option<(String, String)> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
     let decoded = String::from_utf8(decoded).ok()?;
     let (name, password) = decoded.split_once(':')?;
     Some((name.to_owned(), password.to_owned()))
@@ -479,12 +670,25 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    match http_body_util::Limited::new(body, MAX_XML_BODY).collect().await {
+    match http_body_util::Limited::new(body, MAX_XML_BODY)
+        .collect()
+        .await
+    {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            Err(text(StatusCode::PAYLOAD_TOO_LARGE, "the request body is too large"))
+        Err(err)
+            if err
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the request body is too large",
+            ))
         }
-        Err(_) => Err(text(StatusCode::BAD_REQUEST, "the request body could not be read")),
+        Err(_) => Err(text(
+            StatusCode::BAD_REQUEST,
+            "the request body could not be read",
+        )),
     }
 }
 
@@ -494,8 +698,14 @@ mod tests {
 
     #[test]
     fn basic_credentials_parse() {
-        assert_eq!(parse_basic("Basic YWxpY2U6cHc6d2l0aDpjb2xvbnM="), Some(("alice".into(), "pw:with:colons".into())));
-        assert_eq!(parse_basic("basic YWxpY2U6"), Some(("alice".into(), String::new())));
+        assert_eq!(
+            parse_basic("Basic YWxpY2U6cHc6d2l0aDpjb2xvbnM="),
+            Some(("alice".into(), "pw:with:colons".into()))
+        );
+        assert_eq!(
+            parse_basic("basic YWxpY2U6"),
+            Some(("alice".into(), String::new()))
+        );
         assert_eq!(parse_basic("Bearer abc"), None);
         assert_eq!(parse_basic("Basic !!!"), None);
     }
@@ -504,7 +714,10 @@ mod tests {
     fn oc_mtime_accepts_fractions() {
         let mut headers = HeaderMap::new();
         headers.insert("x-oc-mtime", HeaderValue::from_static("1700000000.5"));
-        assert_eq!(oc_mtime(&headers), Some(Timestamp::from_nanos(1_700_000_000_500_000_000)));
+        assert_eq!(
+            oc_mtime(&headers),
+            Some(Timestamp::from_nanos(1_700_000_000_500_000_000))
+        );
         headers.insert("x-oc-mtime", HeaderValue::from_static("soon"));
         assert_eq!(oc_mtime(&headers), None);
     }

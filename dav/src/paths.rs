@@ -6,7 +6,11 @@ use portico_drive::NodePath;
 
 /// Everything but unreserved characters is encoded in hrefs (RFC 3986 §2.3), so names with
 /// `% # & + ; =`, spaces or non-ASCII read back byte-exact in every client.
-const HREF_ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+const HREF_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// Why a request path could not be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +37,9 @@ pub fn node_path(raw: &str, prefix: &str) -> Result<NodePath, PathError> {
     }
     let mut segments = Vec::new();
     for raw_segment in trimmed.split('/') {
-        let decoded = percent_decode_str(raw_segment).decode_utf8().map_err(|_| PathError::NotUtf8)?;
+        let decoded = percent_decode_str(raw_segment)
+            .decode_utf8()
+            .map_err(|_| PathError::NotUtf8)?;
         segments.push(decoded.into_owned());
     }
     NodePath::from_segments(segments).map_err(|err| PathError::Invalid(err.to_string()))
@@ -73,7 +79,13 @@ mod tests {
 
     #[test]
     fn request_paths_decode_and_validate() {
-        let ok = |raw: &str, expected: &str| assert_eq!(node_path(raw, "/dav").unwrap().file_key(), expected, "{raw}");
+        let ok = |raw: &str, expected: &str| {
+            assert_eq!(
+                node_path(raw, "/dav").unwrap().file_key(),
+                expected,
+                "{raw}"
+            )
+        };
         ok("/dav", "");
         ok("/dav/", "");
         ok("/dav/a%20b/c", "a b/c");
@@ -82,8 +94,14 @@ mod tests {
         assert_eq!(node_path("/davx/a", "/dav"), Err(PathError::OutsidePrefix));
         assert_eq!(node_path("/other/a", "/dav"), Err(PathError::OutsidePrefix));
         assert_eq!(node_path("/dav/%ff", "/dav"), Err(PathError::NotUtf8));
-        assert!(matches!(node_path("/dav/a/../b", "/dav"), Err(PathError::Invalid(_))));
-        assert!(matches!(node_path("/dav/a%2Fb", "/dav"), Err(PathError::Invalid(_))));
+        assert!(matches!(
+            node_path("/dav/a/../b", "/dav"),
+            Err(PathError::Invalid(_))
+        ));
+        assert!(matches!(
+            node_path("/dav/a%2Fb", "/dav"),
+            Err(PathError::Invalid(_))
+        ));
     }
 
     #[test]
@@ -101,6 +119,9 @@ mod tests {
             assert_eq!(node_path(&href, "/dav").unwrap(), path, "{href}");
         }
         assert_eq!(href("/dav", &NodePath::root(), true), "/dav/");
-        assert_eq!(href("/dav", &NodePath::parse("a").unwrap(), true), "/dav/a/");
+        assert_eq!(
+            href("/dav", &NodePath::parse("a").unwrap(), true),
+            "/dav/a/"
+        );
     }
 }

@@ -35,11 +35,16 @@ pub fn parse_propfind(body: &[u8]) -> Result<PropRequest, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(PropRequest::AllProp);
     }
-    let root = xmltree::Element::parse(body).map_err(|err| format!("the PROPFIND body is not well-formed XML: {err}"))?;
+    let root = xmltree::Element::parse(body)
+        .map_err(|err| format!("the PROPFIND body is not well-formed XML: {err}"))?;
     if !is_dav(&root, "propfind") {
         return Err("the PROPFIND body must be a DAV:propfind element".into());
     }
-    for child in root.children.iter().filter_map(xmltree::XMLNode::as_element) {
+    for child in root
+        .children
+        .iter()
+        .filter_map(xmltree::XMLNode::as_element)
+    {
         if is_dav(child, "allprop") {
             return Ok(PropRequest::AllProp);
         }
@@ -51,7 +56,10 @@ pub fn parse_propfind(body: &[u8]) -> Result<PropRequest, String> {
                 .children
                 .iter()
                 .filter_map(xmltree::XMLNode::as_element)
-                .map(|prop| PropName { namespace: prop.namespace.clone().unwrap_or_default(), name: prop.name.clone() })
+                .map(|prop| PropName {
+                    namespace: prop.namespace.clone().unwrap_or_default(),
+                    name: prop.name.clone(),
+                })
                 .collect();
             return Ok(PropRequest::Props(names));
         }
@@ -82,7 +90,8 @@ pub fn escape(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
-pub const MULTISTATUS_OPEN: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:multistatus xmlns:D=\"DAV:\">\n";
+pub const MULTISTATUS_OPEN: &str =
+    "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:multistatus xmlns:D=\"DAV:\">\n";
 pub const MULTISTATUS_CLOSE: &str = "</D:multistatus>\n";
 
 /// RFC 1123 date, as `getlastmodified` and `Last-Modified` need.
@@ -95,12 +104,23 @@ fn rfc3339(time: Timestamp) -> String {
     let seconds = time.whole_seconds();
     time::OffsetDateTime::from_unix_timestamp(seconds)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
 }
 
 /// The live properties we know, in the order allprop lists them.
-const LIVE: &[&str] = &["resourcetype", "displayname", "creationdate", "getlastmodified", "getcontentlength", "getcontenttype", "getetag"];
+const LIVE: &[&str] = &[
+    "resourcetype",
+    "displayname",
+    "creationdate",
+    "getlastmodified",
+    "getcontentlength",
+    "getcontenttype",
+    "getetag",
+];
 /// RFC 4331 quota properties: on collections, and only when asked for by name.
 const QUOTA: &[&str] = &["quota-available-bytes", "quota-used-bytes"];
 
@@ -114,22 +134,44 @@ pub struct RenderContext {
 fn live_value(out: &mut String, entry: &Entry, name: &str, context: &RenderContext) -> bool {
     let folder = entry.is_folder();
     match name {
-        "resourcetype" if folder => out.push_str("<D:resourcetype><D:collection/></D:resourcetype>"),
+        "resourcetype" if folder => {
+            out.push_str("<D:resourcetype><D:collection/></D:resourcetype>")
+        }
         "resourcetype" => out.push_str("<D:resourcetype/>"),
         "displayname" => {
-            let _ = write!(out, "<D:displayname>{}</D:displayname>", escape(entry.path.name().unwrap_or("")));
+            let _ = write!(
+                out,
+                "<D:displayname>{}</D:displayname>",
+                escape(entry.path.name().unwrap_or(""))
+            );
         }
         "creationdate" => {
-            let _ = write!(out, "<D:creationdate>{}</D:creationdate>", rfc3339(entry.created));
+            let _ = write!(
+                out,
+                "<D:creationdate>{}</D:creationdate>",
+                rfc3339(entry.created)
+            );
         }
         "getlastmodified" => {
-            let _ = write!(out, "<D:getlastmodified>{}</D:getlastmodified>", http_date(entry.modified));
+            let _ = write!(
+                out,
+                "<D:getlastmodified>{}</D:getlastmodified>",
+                http_date(entry.modified)
+            );
         }
         "getcontentlength" if !folder => {
-            let _ = write!(out, "<D:getcontentlength>{}</D:getcontentlength>", entry.size);
+            let _ = write!(
+                out,
+                "<D:getcontentlength>{}</D:getcontentlength>",
+                entry.size
+            );
         }
         "getcontenttype" if !folder => {
-            let _ = write!(out, "<D:getcontenttype>{}</D:getcontenttype>", escape(&content_type(entry)));
+            let _ = write!(
+                out,
+                "<D:getcontenttype>{}</D:getcontenttype>",
+                escape(&content_type(entry))
+            );
         }
         "getetag" if !folder => match &entry.etag {
             Some(etag) => {
@@ -139,16 +181,25 @@ fn live_value(out: &mut String, entry: &Entry, name: &str, context: &RenderConte
         },
         "quota-used-bytes" if folder => match &context.usage {
             Some(usage) => {
-                let _ = write!(out, "<D:quota-used-bytes>{}</D:quota-used-bytes>", usage.used_bytes);
+                let _ = write!(
+                    out,
+                    "<D:quota-used-bytes>{}</D:quota-used-bytes>",
+                    usage.used_bytes
+                );
             }
             None => return false,
         },
-        "quota-available-bytes" if folder => match context.usage.as_ref().and_then(Usage::available) {
-            Some(available) => {
-                let _ = write!(out, "<D:quota-available-bytes>{available}</D:quota-available-bytes>");
+        "quota-available-bytes" if folder => {
+            match context.usage.as_ref().and_then(Usage::available) {
+                Some(available) => {
+                    let _ = write!(
+                        out,
+                        "<D:quota-available-bytes>{available}</D:quota-available-bytes>"
+                    );
+                }
+                None => return false,
             }
-            None => return false,
-        },
+        }
         _ => return false,
     }
     true
@@ -157,12 +208,21 @@ fn live_value(out: &mut String, entry: &Entry, name: &str, context: &RenderConte
 /// The type a GET of this entry answers with: the stored one, else a guess from the name.
 pub fn content_type(entry: &Entry) -> String {
     entry.content_type.clone().unwrap_or_else(|| {
-        mime_guess::from_path(entry.path.name().unwrap_or_default()).first_or_octet_stream().essence_str().to_owned()
+        mime_guess::from_path(entry.path.name().unwrap_or_default())
+            .first_or_octet_stream()
+            .essence_str()
+            .to_owned()
     })
 }
 
 /// Appends one `<D:response>` for `entry` at `href`.
-pub fn render_response(out: &mut String, href: &str, entry: &Entry, request: &PropRequest, context: &RenderContext) {
+pub fn render_response(
+    out: &mut String,
+    href: &str,
+    entry: &Entry,
+    request: &PropRequest,
+    context: &RenderContext,
+) {
     out.push_str("<D:response><D:href>");
     out.push_str(&escape(href));
     out.push_str("</D:href>");
@@ -188,16 +248,23 @@ pub fn render_response(out: &mut String, href: &str, entry: &Entry, request: &Pr
             let mut found = String::new();
             let mut missing = String::new();
             for prop in names {
-                let known = prop.namespace == DAV_NS && (LIVE.contains(&prop.name.as_str()) || QUOTA.contains(&prop.name.as_str()));
+                let known = prop.namespace == DAV_NS
+                    && (LIVE.contains(&prop.name.as_str()) || QUOTA.contains(&prop.name.as_str()));
                 if !(known && live_value(&mut found, entry, &prop.name, context)) {
                     empty_element(&mut missing, prop);
                 }
             }
             if !found.is_empty() {
-                let _ = write!(out, "<D:propstat><D:prop>{found}</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>");
+                let _ = write!(
+                    out,
+                    "<D:propstat><D:prop>{found}</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>"
+                );
             }
             if !missing.is_empty() {
-                let _ = write!(out, "<D:propstat><D:prop>{missing}</D:prop><D:status>HTTP/1.1 404 Not Found</D:status></D:propstat>");
+                let _ = write!(
+                    out,
+                    "<D:propstat><D:prop>{missing}</D:prop><D:status>HTTP/1.1 404 Not Found</D:status></D:propstat>"
+                );
             }
         }
     }
@@ -210,7 +277,12 @@ fn empty_element(out: &mut String, prop: &PropName) {
     } else if prop.namespace.is_empty() {
         let _ = write!(out, "<{} xmlns=\"\"/>", prop.name);
     } else {
-        let _ = write!(out, "<X:{} xmlns:X=\"{}\"/>", prop.name, escape(&prop.namespace));
+        let _ = write!(
+            out,
+            "<X:{} xmlns:X=\"{}\"/>",
+            prop.name,
+            escape(&prop.namespace)
+        );
     }
 }
 
@@ -221,14 +293,29 @@ mod tests {
     #[test]
     fn propfind_bodies_parse() {
         assert_eq!(parse_propfind(b"").unwrap(), PropRequest::AllProp);
-        assert_eq!(parse_propfind(b"<?xml version=\"1.0\"?><propfind xmlns=\"DAV:\"><allprop/></propfind>").unwrap(), PropRequest::AllProp);
-        assert_eq!(parse_propfind(b"<D:propfind xmlns:D=\"DAV:\"><D:propname/></D:propfind>").unwrap(), PropRequest::PropName);
+        assert_eq!(
+            parse_propfind(
+                b"<?xml version=\"1.0\"?><propfind xmlns=\"DAV:\"><allprop/></propfind>"
+            )
+            .unwrap(),
+            PropRequest::AllProp
+        );
+        assert_eq!(
+            parse_propfind(b"<D:propfind xmlns:D=\"DAV:\"><D:propname/></D:propfind>").unwrap(),
+            PropRequest::PropName
+        );
         let props = parse_propfind(b"<D:propfind xmlns:D=\"DAV:\" xmlns:Z=\"urn:z\"><D:prop><D:getetag/><Z:color/></D:prop></D:propfind>").unwrap();
         assert_eq!(
             props,
             PropRequest::Props(vec![
-                PropName { namespace: "DAV:".into(), name: "getetag".into() },
-                PropName { namespace: "urn:z".into(), name: "color".into() },
+                PropName {
+                    namespace: "DAV:".into(),
+                    name: "getetag".into()
+                },
+                PropName {
+                    namespace: "urn:z".into(),
+                    name: "color".into()
+                },
             ])
         );
         assert!(parse_propfind(b"<propfind").is_err());
@@ -243,6 +330,9 @@ mod tests {
 
     #[test]
     fn creationdate_has_no_fractions() {
-        assert_eq!(rfc3339(Timestamp::from_nanos(1_700_000_000_123_456_789)), "2023-11-14T22:13:20Z");
+        assert_eq!(
+            rfc3339(Timestamp::from_nanos(1_700_000_000_123_456_789)),
+            "2023-11-14T22:13:20Z"
+        );
     }
 }

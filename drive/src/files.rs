@@ -133,8 +133,27 @@ impl Drive {
             .catalog
             .node_by_key(grant.account_id, &path.key(kind))
             .await?;
-        row.map(|row| Entry::from_row(&row))
-            .ok_or(Error::NotFound(Missing::Node))
+        match row {
+            Some(row) => Ok(Entry::from_row(&row)),
+            None => Err(self.missing(grant, path).await?),
+        }
+    }
+
+    /// Which thing is missing when a lookup fails: the top-level folder (an S3 bucket) or
+    /// just the node. Costs a query only on the miss path.
+    async fn missing(&self, grant: Grant, path: &NodePath) -> Result<Error> {
+        if path.depth() >= 2 {
+            let top = NodePath::from_segments([path.bucket().unwrap_or_default()])?;
+            let bucket = self
+                .inner
+                .catalog
+                .node_by_key(grant.account_id, &top.folder_key())
+                .await?;
+            if bucket.is_none() {
+                return Ok(Error::NotFound(Missing::Bucket));
+            }
+        }
+        Ok(Error::NotFound(Missing::Node))
     }
 
     /// What a tree view shows at `path`: the folder when a folder and a file share the

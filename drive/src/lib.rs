@@ -41,7 +41,7 @@ pub use names::{
     Kind, MAX_KEY_BYTES, NodePath, RESERVED_BUCKET_NAMES, is_valid_bucket_name,
     validate_bucket_name,
 };
-pub use portico_metadata::{BackendKind, ConnectOptions};
+pub use portico_metadata::{BackendKind, ConnectOptions, redact_url as redact_database_url};
 pub use portico_volume::BlobStream;
 
 /// Limits and behaviour the drive enforces.

@@ -10,46 +10,87 @@ pub fn to_s3_error(err: Error, request_id: &str) -> S3Error {
         tracing::error!(request_id, error = %err, source = ?std::error::Error::source(&err), "internal error in an S3 request");
     }
     let (code, message): (S3ErrorCode, String) = match &err {
-        Error::NotFound(Missing::Bucket) => (S3ErrorCode::NoSuchBucket, "The specified bucket does not exist.".into()),
-        Error::NotFound(Missing::Version) => (S3ErrorCode::NoSuchVersion, "The specified version does not exist.".into()),
-        Error::NotFound(Missing::AccessKey) => {
-            (S3ErrorCode::InvalidAccessKeyId, "The access key ID you provided does not exist in our records.".into())
-        }
-        Error::NotFound(_) => (S3ErrorCode::NoSuchKey, "The specified key does not exist.".into()),
-        Error::AlreadyExists => {
-            (S3ErrorCode::BucketAlreadyOwnedByYou, "Your previous request to create the named bucket succeeded and you already own it.".into())
-        }
-        Error::PreconditionFailed => {
-            (S3ErrorCode::PreconditionFailed, "At least one of the pre-conditions you specified did not hold.".into())
-        }
+        Error::NotFound(Missing::Bucket) => (
+            S3ErrorCode::NoSuchBucket,
+            "The specified bucket does not exist.".into(),
+        ),
+        Error::NotFound(Missing::Version) => (
+            S3ErrorCode::NoSuchVersion,
+            "The specified version does not exist.".into(),
+        ),
+        Error::NotFound(Missing::AccessKey) => (
+            S3ErrorCode::InvalidAccessKeyId,
+            "The access key ID you provided does not exist in our records.".into(),
+        ),
+        Error::NotFound(_) => (
+            S3ErrorCode::NoSuchKey,
+            "The specified key does not exist.".into(),
+        ),
+        Error::AlreadyExists => (
+            S3ErrorCode::BucketAlreadyOwnedByYou,
+            "Your previous request to create the named bucket succeeded and you already own it."
+                .into(),
+        ),
+        Error::PreconditionFailed => (
+            S3ErrorCode::PreconditionFailed,
+            "At least one of the pre-conditions you specified did not hold.".into(),
+        ),
         Error::NotModified => (S3ErrorCode::NotModified, "Not Modified".into()),
-        Error::Conflict(why) => (S3ErrorCode::OperationAborted, format!("A conflicting operation is in progress: {why}.")),
-        Error::NotEmpty => (S3ErrorCode::BucketNotEmpty, "The bucket you tried to delete is not empty.".into()),
+        Error::Conflict(why) => (
+            S3ErrorCode::OperationAborted,
+            format!("A conflicting operation is in progress: {why}."),
+        ),
+        Error::NotEmpty => (
+            S3ErrorCode::BucketNotEmpty,
+            "The bucket you tried to delete is not empty.".into(),
+        ),
         Error::InvalidName(why) => (S3ErrorCode::InvalidArgument, format!("Invalid key: {why}.")),
-        Error::KeyTooLong { max } => (S3ErrorCode::KeyTooLongError, format!("Your key is too long (the limit is {max} bytes).")),
-        Error::InvalidInput { field, reason } => (S3ErrorCode::InvalidArgument, format!("Invalid {field}: {reason}.")),
-        Error::InvalidRange { size } => {
-            (S3ErrorCode::InvalidRange, format!("The requested range is not satisfiable for an object of {size} bytes."))
+        Error::KeyTooLong { max } => (
+            S3ErrorCode::KeyTooLongError,
+            format!("Your key is too long (the limit is {max} bytes)."),
+        ),
+        Error::InvalidInput { field, reason } => (
+            S3ErrorCode::InvalidArgument,
+            format!("Invalid {field}: {reason}."),
+        ),
+        Error::InvalidRange { size } => (
+            S3ErrorCode::InvalidRange,
+            format!("The requested range is not satisfiable for an object of {size} bytes."),
+        ),
+        Error::Unauthenticated | Error::Forbidden => {
+            (S3ErrorCode::AccessDenied, "Access Denied".into())
         }
-        Error::Unauthenticated | Error::Forbidden => (S3ErrorCode::AccessDenied, "Access Denied".into()),
-        Error::Locked => (S3ErrorCode::AccessDenied, "The object is locked by a WebDAV client.".into()),
+        Error::Locked => (
+            S3ErrorCode::AccessDenied,
+            "The object is locked by a WebDAV client.".into(),
+        ),
         Error::QuotaExceeded => (
             S3ErrorCode::Custom("QuotaExceeded".into()),
             "The account's storage quota does not allow this upload.".into(),
         ),
-        Error::BadDigest => (S3ErrorCode::BadDigest, "The Content-MD5 you specified did not match what we received.".into()),
-        Error::TooLarge { limit } => {
-            (S3ErrorCode::EntityTooLarge, format!("Your proposed upload exceeds the maximum allowed size ({limit} bytes)."))
-        }
+        Error::BadDigest => (
+            S3ErrorCode::BadDigest,
+            "The Content-MD5 you specified did not match what we received.".into(),
+        ),
+        Error::TooLarge { limit } => (
+            S3ErrorCode::EntityTooLarge,
+            format!("Your proposed upload exceeds the maximum allowed size ({limit} bytes)."),
+        ),
         Error::IncompleteBody { expected, received } => (
             S3ErrorCode::IncompleteBody,
-            format!("You did not provide the number of bytes specified by the Content-Length HTTP header ({received} of {expected})."),
+            format!(
+                "You did not provide the number of bytes specified by the Content-Length HTTP header ({received} of {expected})."
+            ),
         ),
         Error::BodyFailed(source) => body_failure(source),
-        Error::Unavailable(_) => (S3ErrorCode::ServiceUnavailable, "Please reduce your request rate.".into()),
-        Error::Internal(_) => {
-            (S3ErrorCode::InternalError, "We encountered an internal error. Please try again.".into())
-        }
+        Error::Unavailable(_) => (
+            S3ErrorCode::ServiceUnavailable,
+            "Please reduce your request rate.".into(),
+        ),
+        Error::Internal(_) => (
+            S3ErrorCode::InternalError,
+            "We encountered an internal error. Please try again.".into(),
+        ),
     };
     let status = match (&err, code.status_code()) {
         (Error::QuotaExceeded, _) => Some(http::StatusCode::FORBIDDEN),
@@ -78,11 +119,20 @@ fn body_failure(source: &std::io::Error) -> (S3ErrorCode, String) {
         cursor = err.source();
     }
     if chain.contains("SignatureMismatch") {
-        (S3ErrorCode::SignatureDoesNotMatch, "The chunk signature we calculated does not match the signature you provided.".into())
+        (
+            S3ErrorCode::SignatureDoesNotMatch,
+            "The chunk signature we calculated does not match the signature you provided.".into(),
+        )
     } else if chain.contains("Sha256Mismatch") {
-        (S3ErrorCode::Custom("XAmzContentSHA256Mismatch".into()), "The provided 'x-amz-content-sha256' header does not match what was computed.".into())
+        (
+            S3ErrorCode::Custom("XAmzContentSHA256Mismatch".into()),
+            "The provided 'x-amz-content-sha256' header does not match what was computed.".into(),
+        )
     } else {
-        (S3ErrorCode::IncompleteBody, "The request body could not be read completely.".into())
+        (
+            S3ErrorCode::IncompleteBody,
+            "The request body could not be read completely.".into(),
+        )
     }
 }
 
@@ -105,7 +155,11 @@ mod tests {
             (Error::NotFound(Missing::Bucket), "NoSuchBucket", 404),
             (Error::NotFound(Missing::Node), "NoSuchKey", 404),
             (Error::NotFound(Missing::Version), "NoSuchVersion", 404),
-            (Error::NotFound(Missing::AccessKey), "InvalidAccessKeyId", 403),
+            (
+                Error::NotFound(Missing::AccessKey),
+                "InvalidAccessKeyId",
+                403,
+            ),
             (Error::AlreadyExists, "BucketAlreadyOwnedByYou", 409),
             (Error::PreconditionFailed, "PreconditionFailed", 412),
             (Error::NotModified, "NotModified", 304),
@@ -119,10 +173,29 @@ mod tests {
             (Error::QuotaExceeded, "QuotaExceeded", 403),
             (Error::BadDigest, "BadDigest", 400),
             (Error::TooLarge { limit: 1 }, "EntityTooLarge", 400),
-            (Error::IncompleteBody { expected: 2, received: 1 }, "IncompleteBody", 400),
-            (Error::BodyFailed(io("AwsChunkedStreamError: SignatureMismatch")), "SignatureDoesNotMatch", 403),
-            (Error::BodyFailed(io("UploadStreamError: Sha256Mismatch")), "XAmzContentSHA256Mismatch", 400),
-            (Error::BodyFailed(io("connection reset")), "IncompleteBody", 400),
+            (
+                Error::IncompleteBody {
+                    expected: 2,
+                    received: 1,
+                },
+                "IncompleteBody",
+                400,
+            ),
+            (
+                Error::BodyFailed(io("AwsChunkedStreamError: SignatureMismatch")),
+                "SignatureDoesNotMatch",
+                403,
+            ),
+            (
+                Error::BodyFailed(io("UploadStreamError: Sha256Mismatch")),
+                "XAmzContentSHA256Mismatch",
+                400,
+            ),
+            (
+                Error::BodyFailed(io("connection reset")),
+                "IncompleteBody",
+                400,
+            ),
             (Error::Unavailable("pool".into()), "ServiceUnavailable", 503),
             (Error::Internal("boom".into()), "InternalError", 500),
         ] {

@@ -14,13 +14,83 @@ use std::io;
 
 use futures::TryStreamExt;
 use portico_drive::{
-    ByteRange, Ctx, Drive, Entry, EtagCondition, Kind, NodePath, ObjectAttributes, Parents, Preconditions, Protocol,
-    PutOptions, RequestId, Timestamp, VersionInfo,
+    ByteRange, Ctx, Drive, Entry, EtagCondition, Kind, NodePath, ObjectAttributes, Parents,
+    Preconditions, Protocol, PutOptions, RequestId, Timestamp, VersionInfo,
 };
 use s3s::dto::*;
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 pub use error::to_s3_error;
+/// The body type S3 requests and responses use.
+pub use s3s::Body as S3Body;
+
+/// The S3 front door: s3s's service (routing, signatures, XML) over [`PorticoS3`], with
+/// every error body carrying the request id.
+#[derive(Clone)]
+pub struct S3Front {
+    service: s3s::service::S3Service,
+}
+
+impl S3Front {
+    pub fn new(drive: Drive) -> Self {
+        let mut builder = s3s::service::S3ServiceBuilder::new(PorticoS3::new(drive.clone()));
+        builder.set_auth(PorticoAuth::new(drive));
+        Self {
+            service: builder.build(),
+        }
+    }
+
+    /// Handles one S3 request. The request id must be in the request's extensions.
+    pub async fn handle(&self, request: http::Request<s3s::Body>) -> http::Response<s3s::Body> {
+        let request_id = request_id(request.extensions());
+        let response = match self.service.call(request).await {
+            Ok(response) => response,
+            Err(err) => {
+                tracing::error!(request_id, error = ?err, "the S3 service failed");
+                let mut error = S3Error::with_message(
+                    S3ErrorCode::InternalError,
+                    "We encountered an internal error.",
+                );
+                error.set_request_id(&request_id);
+                return error
+                    .to_http_response()
+                    .unwrap_or_else(|_| http::Response::new(s3s::Body::empty()));
+            }
+        };
+        with_request_id(response, &request_id)
+    }
+}
+
+/// Errors raised inside s3s (signature checks, routing) carry no request id; add it, so
+/// every S3 error body names the request as AWS's do.
+fn with_request_id(
+    response: http::Response<s3s::Body>,
+    request_id: &str,
+) -> http::Response<s3s::Body> {
+    if response.status().as_u16() < 400 || request_id.is_empty() {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Some(bytes) = body.bytes() else {
+        return http::Response::from_parts(parts, body);
+    };
+    let Ok(text) = std::str::from_utf8(&bytes) else {
+        return http::Response::from_parts(parts, body);
+    };
+    if text.contains("<RequestId>") || !text.contains("</Error>") {
+        return http::Response::from_parts(parts, body);
+    }
+    let patched = text.replacen(
+        "</Error>",
+        &format!("<RequestId>{request_id}</RequestId></Error>"),
+        1,
+    );
+    parts.headers.insert(
+        http::header::CONTENT_LENGTH,
+        http::HeaderValue::from(patched.len()),
+    );
+    http::Response::from_parts(parts, s3s::Body::from(patched))
+}
 
 /// The S3 service over one drive.
 #[derive(Clone)]
@@ -37,18 +107,31 @@ impl PorticoS3 {
     async fn ctx<T>(&self, req: &S3Request<T>) -> S3Result<Ctx> {
         let request_id = request_id(&req.extensions);
         let Some(credentials) = &req.credentials else {
-            let mut err = S3Error::with_message(S3ErrorCode::AccessDenied, "Anonymous access is not allowed.");
+            let mut err = S3Error::with_message(
+                S3ErrorCode::AccessDenied,
+                "Anonymous access is not allowed.",
+            );
             err.set_request_id(request_id);
             return Err(err);
         };
-        let (_, principal) =
-            self.drive.s3_credentials(&credentials.access_key).await.map_err(|err| to_s3_error(err, &request_id))?;
-        Ok(Ctx { principal, protocol: Protocol::S3, request_id })
+        let (_, principal) = self
+            .drive
+            .s3_credentials(&credentials.access_key)
+            .await
+            .map_err(|err| to_s3_error(err, &request_id))?;
+        Ok(Ctx {
+            principal,
+            protocol: Protocol::S3,
+            request_id,
+        })
     }
 }
 
 fn request_id(extensions: &http::Extensions) -> String {
-    extensions.get::<RequestId>().map(|id| id.0.clone()).unwrap_or_default()
+    extensions
+        .get::<RequestId>()
+        .map(|id| id.0.clone())
+        .unwrap_or_default()
 }
 
 /// Maps drive errors with the context's request id.
@@ -124,7 +207,9 @@ fn s3_etag(etag: &str) -> ETag {
 }
 
 fn http_date(value: &str) -> Option<s3s::dto::Timestamp> {
-    httpdate::parse_http_date(value).ok().map(s3s::dto::Timestamp::from)
+    httpdate::parse_http_date(value)
+        .ok()
+        .map(s3s::dto::Timestamp::from)
 }
 
 /// Content-MD5 is base64 of the 16-byte digest.
@@ -132,11 +217,16 @@ fn content_md5(ctx: &Ctx, value: Option<&str>) -> S3Result<Option<[u8; 16]>> {
     use base64::Engine as _;
     let Some(value) = value else { return Ok(None) };
     let invalid = || {
-        let mut err = S3Error::with_message(S3ErrorCode::InvalidDigest, "The Content-MD5 you specified was invalid.");
+        let mut err = S3Error::with_message(
+            S3ErrorCode::InvalidDigest,
+            "The Content-MD5 you specified was invalid.",
+        );
         err.set_request_id(&ctx.request_id);
         err
     };
-    let bytes = base64::engine::general_purpose::STANDARD.decode(value.trim()).map_err(|_| invalid())?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(value.trim())
+        .map_err(|_| invalid())?;
     bytes.try_into().map(Some).map_err(|_| invalid())
 }
 
@@ -163,11 +253,20 @@ fn describe(entry: &Entry, version: &VersionInfo) -> Described {
         cache_control,
         expires,
     } = version.attributes.clone();
-    let modified = if version.is_current { entry.modified } else { version.modified };
+    let modified = if version.is_current {
+        entry.modified
+    } else {
+        version.modified
+    };
     Described {
         e_tag: Some(s3_etag(&version.etag)),
         last_modified: Some(s3_time(modified)),
-        content_type: Some(version.content_type.clone().unwrap_or_else(|| "binary/octet-stream".into())),
+        content_type: Some(
+            version
+                .content_type
+                .clone()
+                .unwrap_or_else(|| "binary/octet-stream".into()),
+        ),
         metadata: (!user_metadata.is_empty()).then(|| user_metadata.into_iter().collect()),
         cache_control,
         content_disposition,
@@ -179,12 +278,18 @@ fn describe(entry: &Entry, version: &VersionInfo) -> Described {
 }
 
 fn owner(ctx: &Ctx) -> Owner {
-    Owner { display_name: Some(ctx.principal.name.clone()), id: Some(ctx.principal.owner_id.clone()) }
+    Owner {
+        display_name: Some(ctx.principal.name.clone()),
+        id: Some(ctx.principal.owner_id.clone()),
+    }
 }
 
 #[async_trait::async_trait]
 impl S3 for PorticoS3 {
-    async fn list_buckets(&self, req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
+    async fn list_buckets(
+        &self,
+        req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
         let ctx = self.ctx(&req).await?;
         let prefix = req.input.prefix.clone().unwrap_or_default();
         let buckets = self.drive.list_buckets(&ctx).await.map_err(fail(&ctx))?;
@@ -207,13 +312,21 @@ impl S3 for PorticoS3 {
         }))
     }
 
-    async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
+    async fn create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
         let ctx = self.ctx(&req).await?;
         let bucket = req.input.bucket;
         match self.drive.create_bucket(&ctx, &bucket).await {
-            Ok(_) => Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{bucket}")) })),
+            Ok(_) => Ok(S3Response::new(CreateBucketOutput {
+                location: Some(format!("/{bucket}")),
+            })),
             Err(portico_drive::Error::InvalidName(why)) => {
-                let mut err = S3Error::with_message(S3ErrorCode::InvalidBucketName, format!("The specified bucket is not valid: {why}."));
+                let mut err = S3Error::with_message(
+                    S3ErrorCode::InvalidBucketName,
+                    format!("The specified bucket is not valid: {why}."),
+                );
                 err.set_request_id(&ctx.request_id);
                 Err(err)
             }
@@ -221,9 +334,15 @@ impl S3 for PorticoS3 {
         }
     }
 
-    async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
+    async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
         let ctx = self.ctx(&req).await?;
-        self.drive.bucket(&ctx, &req.input.bucket).await.map_err(fail(&ctx))?;
+        self.drive
+            .bucket(&ctx, &req.input.bucket)
+            .await
+            .map_err(fail(&ctx))?;
         Ok(S3Response::new(HeadBucketOutput::default()))
     }
 
@@ -232,18 +351,32 @@ impl S3 for PorticoS3 {
         req: S3Request<GetBucketLocationInput>,
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
         let ctx = self.ctx(&req).await?;
-        self.drive.bucket(&ctx, &req.input.bucket).await.map_err(fail(&ctx))?;
+        self.drive
+            .bucket(&ctx, &req.input.bucket)
+            .await
+            .map_err(fail(&ctx))?;
         // The default region (us-east-1) is reported as an empty constraint, as AWS does.
-        Ok(S3Response::new(GetBucketLocationOutput { location_constraint: None }))
+        Ok(S3Response::new(GetBucketLocationOutput {
+            location_constraint: None,
+        }))
     }
 
-    async fn delete_bucket(&self, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
+    async fn delete_bucket(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
         let ctx = self.ctx(&req).await?;
-        self.drive.delete_bucket(&ctx, &req.input.bucket).await.map_err(fail(&ctx))?;
+        self.drive
+            .delete_bucket(&ctx, &req.input.bucket)
+            .await
+            .map_err(fail(&ctx))?;
         Ok(S3Response::new(DeleteBucketOutput::default()))
     }
 
-    async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
         let ctx = self.ctx(&req).await?;
         let input = req.input;
         let (path, kind) = object_path(&ctx, &input.bucket, &input.key)?;
@@ -258,17 +391,28 @@ impl S3 for PorticoS3 {
             content_disposition: input.content_disposition,
             content_language: input.content_language,
             cache_control: input.cache_control,
-            expires: input.expires.map(|t| httpdate::fmt_http_date(time::OffsetDateTime::from(t).into())),
+            expires: input
+                .expires
+                .map(|t| httpdate::fmt_http_date(time::OffsetDateTime::from(t).into())),
         };
         let entry = match input.body {
             Some(body) => {
                 let body = body.map_err(io::Error::other);
                 self.drive.put(&ctx, &path, body, options).await
             }
-            None => self.drive.put(&ctx, &path, futures::stream::empty(), options).await,
+            None => {
+                self.drive
+                    .put(&ctx, &path, futures::stream::empty(), options)
+                    .await
+            }
         }
         .map_err(fail(&ctx))?;
-        let version = self.drive.head(&ctx, &path, kind, None, &Preconditions::default()).await.map_err(fail(&ctx))?.1;
+        let version = self
+            .drive
+            .head(&ctx, &path, kind, None, &Preconditions::default())
+            .await
+            .map_err(fail(&ctx))?
+            .1;
         Ok(S3Response::new(PutObjectOutput {
             e_tag: entry.etag.as_deref().map(s3_etag),
             version_id: Some(version.version_id),
@@ -276,25 +420,46 @@ impl S3 for PorticoS3 {
         }))
     }
 
-    async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
         let ctx = self.ctx(&req).await?;
         let input = req.input;
         let (path, kind) = object_path(&ctx, &input.bucket, &input.key)?;
         if input.part_number.is_some() {
             return Err(to_s3_error(
-                portico_drive::Error::InvalidInput { field: "partNumber", reason: "not supported yet".into() },
+                portico_drive::Error::InvalidInput {
+                    field: "partNumber",
+                    reason: "not supported yet".into(),
+                },
                 &ctx.request_id,
             ));
         }
-        let pre = preconditions(input.if_match, input.if_none_match, input.if_modified_since, input.if_unmodified_since);
+        let pre = preconditions(
+            input.if_match,
+            input.if_none_match,
+            input.if_modified_since,
+            input.if_unmodified_since,
+        );
         let download = self
             .drive
-            .open(&ctx, &path, kind, input.version_id.as_deref(), byte_range(input.range), &pre)
+            .open(
+                &ctx,
+                &path,
+                kind,
+                input.version_id.as_deref(),
+                byte_range(input.range),
+                &pre,
+            )
             .await
             .map_err(fail(&ctx))?;
         let size = download.version.size;
         let (content_length, content_range) = match &download.range {
-            Some(range) => (range.end - range.start, Some(format!("bytes {}-{}/{size}", range.start, range.end - 1))),
+            Some(range) => (
+                range.end - range.start,
+                Some(format!("bytes {}-{}/{size}", range.start, range.end - 1)),
+            ),
             None => (size, None),
         };
         let described = describe(&download.entry, &download.version);
@@ -317,17 +482,36 @@ impl S3 for PorticoS3 {
         }))
     }
 
-    async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
         let ctx = self.ctx(&req).await?;
         let input = req.input;
         let (path, kind) = object_path(&ctx, &input.bucket, &input.key)?;
-        let pre = preconditions(input.if_match, input.if_none_match, input.if_modified_since, input.if_unmodified_since);
-        let (entry, version) =
-            self.drive.head(&ctx, &path, kind, input.version_id.as_deref(), &pre).await.map_err(fail(&ctx))?;
+        let pre = preconditions(
+            input.if_match,
+            input.if_none_match,
+            input.if_modified_since,
+            input.if_unmodified_since,
+        );
+        let (entry, version) = self
+            .drive
+            .head(&ctx, &path, kind, input.version_id.as_deref(), &pre)
+            .await
+            .map_err(fail(&ctx))?;
         let (content_length, content_range) = match byte_range(input.range) {
             Some(range) => {
                 let range = range.resolve(version.size).map_err(fail(&ctx))?;
-                (range.end - range.start, Some(format!("bytes {}-{}/{}", range.start, range.end - 1, version.size)))
+                (
+                    range.end - range.start,
+                    Some(format!(
+                        "bytes {}-{}/{}",
+                        range.start,
+                        range.end - 1,
+                        version.size
+                    )),
+                )
             }
             None => (version.size, None),
         };
@@ -350,22 +534,37 @@ impl S3 for PorticoS3 {
         }))
     }
 
-    async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
         let ctx = self.ctx(&req).await?;
         let (path, kind) = object_path(&ctx, &req.input.bucket, &req.input.key)?;
         if req.input.version_id.is_some() {
             return Err(to_s3_error(
-                portico_drive::Error::InvalidInput { field: "versionId", reason: "deleting one version comes with S3 versioning".into() },
+                portico_drive::Error::InvalidInput {
+                    field: "versionId",
+                    reason: "deleting one version comes with S3 versioning".into(),
+                },
                 &ctx.request_id,
             ));
         }
-        self.drive.delete_object(&ctx, &path, kind).await.map_err(fail(&ctx))?;
+        self.drive
+            .delete_object(&ctx, &path, kind)
+            .await
+            .map_err(fail(&ctx))?;
         Ok(S3Response::new(DeleteObjectOutput::default()))
     }
 
-    async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
+    async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
         let ctx = self.ctx(&req).await?;
-        self.drive.bucket(&ctx, &req.input.bucket).await.map_err(fail(&ctx))?;
+        self.drive
+            .bucket(&ctx, &req.input.bucket)
+            .await
+            .map_err(fail(&ctx))?;
         let quiet = req.input.delete.quiet.unwrap_or(false);
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
@@ -373,13 +572,19 @@ impl S3 for PorticoS3 {
             let outcome = match NodePath::from_s3(&req.input.bucket, &object.key) {
                 Ok((path, is_folder)) => {
                     let kind = if is_folder { Kind::Folder } else { Kind::File };
-                    self.drive.delete_object(&ctx, &path, kind).await.map(|_| ())
+                    self.drive
+                        .delete_object(&ctx, &path, kind)
+                        .await
+                        .map(|_| ())
                 }
                 Err(err) => Err(err),
             };
             match outcome {
                 Ok(()) if quiet => {}
-                Ok(()) => deleted.push(DeletedObject { key: Some(object.key), ..Default::default() }),
+                Ok(()) => deleted.push(DeletedObject {
+                    key: Some(object.key),
+                    ..Default::default()
+                }),
                 Err(err) => {
                     let mapped = to_s3_error(err, &ctx.request_id);
                     errors.push(s3s::dto::Error {
@@ -391,16 +596,30 @@ impl S3 for PorticoS3 {
                 }
             }
         }
-        Ok(S3Response::new(DeleteObjectsOutput { deleted: Some(deleted), errors: Some(errors), request_charged: None }))
+        Ok(S3Response::new(DeleteObjectsOutput {
+            deleted: Some(deleted),
+            errors: Some(errors),
+            request_charged: None,
+        }))
     }
 
-    async fn list_objects(&self, req: S3Request<ListObjectsInput>) -> S3Result<S3Response<ListObjectsOutput>> {
+    async fn list_objects(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
         let ctx = self.ctx(&req).await?;
-        listing::list_objects_v1(&self.drive, &ctx, req.input).await.map(S3Response::new)
+        listing::list_objects_v1(&self.drive, &ctx, req.input)
+            .await
+            .map(S3Response::new)
     }
 
-    async fn list_objects_v2(&self, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
         let ctx = self.ctx(&req).await?;
-        listing::list_objects_v2(&self.drive, &ctx, req.input).await.map(S3Response::new)
+        listing::list_objects_v2(&self.drive, &ctx, req.input)
+            .await
+            .map(S3Response::new)
     }
 }

@@ -14,7 +14,10 @@ fn max_keys(ctx: &Ctx, requested: Option<i32>) -> S3Result<usize> {
     match requested {
         None => Ok(MAX_KEYS),
         Some(n) if n < 0 => Err(crate::to_s3_error(
-            portico_drive::Error::InvalidInput { field: "max-keys", reason: "must not be negative".into() },
+            portico_drive::Error::InvalidInput {
+                field: "max-keys",
+                reason: "must not be negative".into(),
+            },
             &ctx.request_id,
         )),
         Some(n) => Ok((n as usize).min(MAX_KEYS)),
@@ -27,12 +30,19 @@ fn encode(text: &str, url: bool) -> String {
     if !url {
         return text.to_owned();
     }
-    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
+    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~')
+        .remove(b'/');
     percent_encoding::utf8_percent_encode(text, KEEP).to_string()
 }
 
 fn wants_url(encoding_type: &Option<EncodingType>) -> bool {
-    encoding_type.as_ref().is_some_and(|e| e.as_str().eq_ignore_ascii_case(EncodingType::URL))
+    encoding_type
+        .as_ref()
+        .is_some_and(|e| e.as_str().eq_ignore_ascii_case(EncodingType::URL))
 }
 
 fn contents(ctx: &Ctx, page: &ListPage, url: bool, with_owner: bool) -> Vec<Object> {
@@ -43,7 +53,9 @@ fn contents(ctx: &Ctx, page: &ListPage, url: bool, with_owner: bool) -> Vec<Obje
             size: Some(i64::try_from(entry.size).unwrap_or(i64::MAX)),
             e_tag: entry.etag.as_deref().map(s3_etag),
             last_modified: Some(s3_time(entry.modified)),
-            storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
+            storage_class: Some(ObjectStorageClass::from_static(
+                ObjectStorageClass::STANDARD,
+            )),
             owner: with_owner.then(|| owner(ctx)),
             ..Default::default()
         })
@@ -51,10 +63,19 @@ fn contents(ctx: &Ctx, page: &ListPage, url: bool, with_owner: bool) -> Vec<Obje
 }
 
 fn common_prefixes(page: &ListPage, url: bool) -> Vec<CommonPrefix> {
-    page.common_prefixes.iter().map(|prefix| CommonPrefix { prefix: Some(encode(prefix, url)) }).collect()
+    page.common_prefixes
+        .iter()
+        .map(|prefix| CommonPrefix {
+            prefix: Some(encode(prefix, url)),
+        })
+        .collect()
 }
 
-pub(crate) async fn list_objects_v2(drive: &Drive, ctx: &Ctx, input: ListObjectsV2Input) -> S3Result<ListObjectsV2Output> {
+pub(crate) async fn list_objects_v2(
+    drive: &Drive,
+    ctx: &Ctx,
+    input: ListObjectsV2Input,
+) -> S3Result<ListObjectsV2Output> {
     let max = max_keys(ctx, input.max_keys)?;
     let after = match &input.continuation_token {
         Some(token) => Some(decode_token(ctx, token)?),
@@ -66,7 +87,10 @@ pub(crate) async fn list_objects_v2(drive: &Drive, ctx: &Ctx, input: ListObjects
         after,
         max_keys: max,
     };
-    let page = drive.list_objects(ctx, &input.bucket, &request).await.map_err(fail(ctx))?;
+    let page = drive
+        .list_objects(ctx, &input.bucket, &request)
+        .await
+        .map_err(fail(ctx))?;
     let url = wants_url(&input.encoding_type);
     let contents = contents(ctx, &page, url, input.fetch_owner.unwrap_or(false));
     let prefixes = common_prefixes(&page, url);
@@ -87,7 +111,11 @@ pub(crate) async fn list_objects_v2(drive: &Drive, ctx: &Ctx, input: ListObjects
     })
 }
 
-pub(crate) async fn list_objects_v1(drive: &Drive, ctx: &Ctx, input: ListObjectsInput) -> S3Result<ListObjectsOutput> {
+pub(crate) async fn list_objects_v1(
+    drive: &Drive,
+    ctx: &Ctx,
+    input: ListObjectsInput,
+) -> S3Result<ListObjectsOutput> {
     let max = max_keys(ctx, input.max_keys)?;
     let request = ListRequest {
         prefix: input.prefix.clone().unwrap_or_default(),
@@ -95,7 +123,10 @@ pub(crate) async fn list_objects_v1(drive: &Drive, ctx: &Ctx, input: ListObjects
         after: input.marker.clone(),
         max_keys: max,
     };
-    let page = drive.list_objects(ctx, &input.bucket, &request).await.map_err(fail(ctx))?;
+    let page = drive
+        .list_objects(ctx, &input.bucket, &request)
+        .await
+        .map_err(fail(ctx))?;
     let url = wants_url(&input.encoding_type);
     let contents = contents(ctx, &page, url, true);
     let prefixes = common_prefixes(&page, url);
@@ -132,7 +163,10 @@ fn decode_token(ctx: &Ctx, token: &str) -> S3Result<String> {
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .ok_or_else(|| {
             crate::to_s3_error(
-                portico_drive::Error::InvalidInput { field: "continuation-token", reason: "the token is not one we issued".into() },
+                portico_drive::Error::InvalidInput {
+                    field: "continuation-token",
+                    reason: "the token is not one we issued".into(),
+                },
                 &ctx.request_id,
             )
         })
@@ -157,7 +191,9 @@ mod tests {
     #[test]
     fn tokens_round_trip_any_key() {
         for key in ["a", "dir/sub/", "\u{10ffff}/x y"] {
-            let ctx_free = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(encode_token(key)).unwrap();
+            let ctx_free = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(encode_token(key))
+                .unwrap();
             assert_eq!(String::from_utf8(ctx_free).unwrap(), key);
         }
     }

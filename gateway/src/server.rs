@@ -1,0 +1,295 @@
+//! The HTTP front door: one listener, a pure routing function, a request id and a log line
+//! for every request, and graceful shutdown.
+//!
+//! Four hops per request: this module (id, span, routing) → the protocol adapter (s3s
+//! operation or WebDAV method) → one `portico-drive` operation → catalog and volume.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::graceful::GracefulShutdown;
+use portico_dav::DavService;
+use portico_drive::{Drive, RequestId};
+use tokio::net::TcpListener;
+use tracing::Instrument;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Every response body, whichever protocol produced it.
+pub type Body = UnsyncBoxBody<Bytes, BoxError>;
+
+/// Where a request goes, decided from its path alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Health,
+    Ready,
+    Dav,
+    /// Prefixes reserved for the REST API, share links, web UI and metrics.
+    Reserved,
+    S3,
+}
+
+impl Route {
+    fn as_str(self) -> &'static str {
+        match self {
+            Route::Health => "health",
+            Route::Ready => "ready",
+            Route::Dav => "webdav",
+            Route::Reserved => "reserved",
+            Route::S3 => "s3",
+        }
+    }
+}
+
+/// The WebDAV mount point.
+pub const DAV_PREFIX: &str = "/dav";
+
+fn under(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// The routing table. Reserved names can never be buckets (see `drive::RESERVED_BUCKET_NAMES`),
+/// so nothing S3 can create is shadowed here.
+pub fn route(path: &str) -> Route {
+    match path {
+        "/healthz" => Route::Health,
+        "/readyz" => Route::Ready,
+        _ if under(path, DAV_PREFIX) => Route::Dav,
+        _ if [
+            "/api", "/s", "/ui", "/metrics", "/hls", "/static", "/webdav",
+        ]
+        .iter()
+        .any(|p| under(path, p)) =>
+        {
+            Route::Reserved
+        }
+        _ => Route::S3,
+    }
+}
+
+/// Whether a request carries an S3 signature (header or presigned query).
+fn is_s3_signed<B>(request: &Request<B>) -> bool {
+    let header = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let query = request.uri().query().unwrap_or("");
+    header.starts_with("AWS4-HMAC-SHA256 ")
+        || header.starts_with("AWS ")
+        || query.contains("X-Amz-Signature=")
+        || query.contains("Signature=")
+}
+
+/// Accepts a client's request id when it is short and plain; otherwise makes a UUIDv7.
+fn request_id(request: &Request<Incoming>) -> String {
+    let incoming = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok());
+    match incoming {
+        Some(id)
+            if !id.is_empty()
+                && id.len() <= 128
+                && id.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':')
+                }) =>
+        {
+            id.to_owned()
+        }
+        _ => uuid::Uuid::now_v7().to_string(),
+    }
+}
+
+fn plain(status: StatusCode, text: &str) -> Response<Body> {
+    let body = Full::new(Bytes::from(format!("{text}\n")))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// The gateway's request handler: shared by every connection.
+pub struct App {
+    drive: Drive,
+    s3: portico_s3api::S3Front,
+    dav: DavService,
+}
+
+impl App {
+    pub fn new(drive: Drive) -> Self {
+        let s3 = portico_s3api::S3Front::new(drive.clone());
+        let dav = DavService::new(drive.clone(), DAV_PREFIX);
+        Self { drive, s3, dav }
+    }
+
+    pub async fn handle(&self, mut request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let started = Instant::now();
+        let id = request_id(&request);
+        request.extensions_mut().insert(RequestId(id.clone()));
+        let route = match route(request.uri().path()) {
+            // An S3 client naming a reserved bucket gets S3's own answer (InvalidBucketName,
+            // NoSuchBucket) rather than a bare 404: signed requests are S3 requests.
+            Route::Reserved if is_s3_signed(&request) => Route::S3,
+            other => other,
+        };
+        let method = request.method().clone();
+        let span = tracing::info_span!("request", request_id = %id, protocol = route.as_str(), method = %method);
+        let mut response = async {
+            let response = self.dispatch(route, request).await;
+            // The path is logged, never the query: presigned URLs carry signatures there.
+            tracing::info!(
+                status = response.status().as_u16(),
+                elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+                %peer,
+                "request handled"
+            );
+            response
+        }
+        .instrument(span)
+        .await;
+        if let Ok(value) = HeaderValue::from_str(&id) {
+            response.headers_mut().insert("x-request-id", value.clone());
+            response.headers_mut().insert("x-amz-request-id", value);
+        }
+        response
+    }
+
+    async fn dispatch(&self, route: Route, request: Request<Incoming>) -> Response<Body> {
+        match route {
+            Route::Health => plain(StatusCode::OK, "ok"),
+            Route::Ready => match self.drive.ready().await {
+                Ok(()) => plain(StatusCode::OK, "ready"),
+                Err(err) => {
+                    tracing::warn!(error = %err, "readiness check failed");
+                    plain(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the catalog is not answering",
+                    )
+                }
+            },
+            Route::Reserved => plain(
+                StatusCode::NOT_FOUND,
+                "this part of Portico is not available yet",
+            ),
+            Route::Dav => self
+                .dav
+                .handle(request)
+                .await
+                .map(|body| body.map_err(BoxError::from).boxed_unsync()),
+            Route::S3 => {
+                let response = self
+                    .s3
+                    .handle(request.map(portico_s3api::S3Body::from))
+                    .await;
+                response.map(|body| body.map_err(BoxError::from).boxed_unsync())
+            }
+        }
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves; then stops accepting, lets
+/// in-flight requests finish for up to `grace`, and drops the rest (an interrupted upload
+/// leaves nothing behind).
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let graceful = GracefulShutdown::new();
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(err) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %err, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                // Small requests stall ~40 ms on delayed ACKs without this.
+                let _ = stream.set_nodelay(true);
+                let app = app.clone();
+                let service = hyper::service::service_fn(move |request| {
+                    let app = app.clone();
+                    async move { Ok::<_, Infallible>(app.handle(request, peer).await) }
+                });
+                let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    if let Err(err) = connection.await {
+                        tracing::debug!(error = %err, %peer, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: waiting for in-flight requests");
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = tokio::time::sleep(grace) => tracing::warn!(grace_secs = grace.as_secs(), "grace period over: aborting the remaining requests"),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routing_is_decided_by_the_path() {
+        for (path, expected) in [
+            ("/healthz", Route::Health),
+            ("/readyz", Route::Ready),
+            ("/dav", Route::Dav),
+            ("/dav/", Route::Dav),
+            ("/dav/photos/a.jpg", Route::Dav),
+            ("/davx", Route::S3),
+            ("/dave/file", Route::S3),
+            ("/api", Route::Reserved),
+            ("/api/v1/files", Route::Reserved),
+            ("/s/token", Route::Reserved),
+            ("/ui/", Route::Reserved),
+            ("/metrics", Route::Reserved),
+            ("/", Route::S3),
+            ("/photos", Route::S3),
+            ("/photos/2024/a.jpg", Route::S3),
+            ("/apis/x", Route::S3),
+        ] {
+            assert_eq!(route(path), expected, "{path}");
+        }
+    }
+
+    #[test]
+    fn every_reserved_route_is_a_reserved_bucket_name() {
+        for name in [
+            "dav", "api", "s", "ui", "metrics", "hls", "static", "webdav", "healthz", "readyz",
+        ] {
+            assert_ne!(route(&format!("/{name}")), Route::S3, "{name}");
+            assert!(
+                portico_drive::RESERVED_BUCKET_NAMES.contains(&name),
+                "{name} must not be creatable as a bucket"
+            );
+        }
+    }
+}

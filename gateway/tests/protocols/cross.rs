@@ -1,0 +1,262 @@
+//! One namespace, two views: what one protocol writes, the other reads at once.
+
+use aws_sdk_s3::primitives::ByteStream;
+
+use crate::common::{Gateway, xml_values};
+
+#[tokio::test]
+async fn s3_and_webdav_share_bytes_etag_and_mtime() {
+    for gw in Gateway::each().await {
+        let s3 = &gw.alice.s3;
+        s3.create_bucket().bucket("photos").send().await.unwrap();
+        s3.put_object()
+            .bucket("photos")
+            .key("2024/a.jpg")
+            .body(ByteStream::from_static(b"jpeg bytes"))
+            .send()
+            .await
+            .unwrap();
+
+        let got = gw
+            .dav("GET", "/dav/photos/2024/a.jpg", &gw.alice)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.bytes().await.unwrap().as_ref(), b"jpeg bytes");
+        let head = s3
+            .head_object()
+            .bucket("photos")
+            .key("2024/a.jpg")
+            .send()
+            .await
+            .unwrap();
+        let propfind = gw
+            .dav("PROPFIND", "/dav/photos/2024/a.jpg", &gw.alice)
+            .header("depth", "0")
+            .send()
+            .await
+            .unwrap();
+        let xml = propfind.text().await.unwrap();
+        assert_eq!(
+            xml_values(&xml, "getetag"),
+            [head.e_tag().unwrap().to_owned()]
+        );
+        assert_eq!(
+            xml_values(&xml, "getcontentlength"),
+            [head.content_length().unwrap().to_string()]
+        );
+        let s3_mtime = head
+            .last_modified()
+            .unwrap()
+            .fmt(aws_sdk_s3::primitives::DateTimeFormat::HttpDate)
+            .unwrap();
+        assert_eq!(xml_values(&xml, "getlastmodified"), [s3_mtime]);
+
+        // S3-made folders are there for WebDAV too.
+        let folder = gw
+            .dav("PROPFIND", "/dav/photos/", &gw.alice)
+            .header("depth", "1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            xml_values(&folder.text().await.unwrap(), "href"),
+            ["/dav/photos/", "/dav/photos/2024/"]
+        );
+
+        // A WebDAV PUT is listed by S3 at once, and overwriting it makes a version S3 can read.
+        let first = gw
+            .dav("PUT", "/dav/photos/from-dav.txt", &gw.alice)
+            .body("first")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(first.status(), 201);
+        let listed = s3.list_objects_v2().bucket("photos").send().await.unwrap();
+        let keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key()).collect();
+        assert_eq!(keys, ["2024/a.jpg", "from-dav.txt"]);
+        let first_version = s3
+            .head_object()
+            .bucket("photos")
+            .key("from-dav.txt")
+            .send()
+            .await
+            .unwrap()
+            .version_id()
+            .unwrap()
+            .to_owned();
+        gw.dav("PUT", "/dav/photos/from-dav.txt", &gw.alice)
+            .body("second")
+            .send()
+            .await
+            .unwrap();
+        let old = s3
+            .get_object()
+            .bucket("photos")
+            .key("from-dav.txt")
+            .version_id(&first_version)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            old.body.collect().await.unwrap().into_bytes().as_ref(),
+            b"first"
+        );
+        let now = s3
+            .get_object()
+            .bucket("photos")
+            .key("from-dav.txt")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            now.body.collect().await.unwrap().into_bytes().as_ref(),
+            b"second"
+        );
+
+        // A WebDAV MKCOL is an explicit folder: S3 lists its marker.
+        gw.dav("MKCOL", "/dav/photos/empty", &gw.alice)
+            .send()
+            .await
+            .unwrap();
+        let listed = s3
+            .list_objects_v2()
+            .bucket("photos")
+            .prefix("empty")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            listed
+                .contents()
+                .iter()
+                .filter_map(|o| o.key())
+                .collect::<Vec<_>>(),
+            ["empty/"]
+        );
+        // A key a tree cannot show (a file beside a folder of the same name) stays for S3.
+        s3.put_object()
+            .bucket("photos")
+            .key("2024")
+            .body(ByteStream::from_static(b"file named like a folder"))
+            .send()
+            .await
+            .unwrap();
+        let both = s3
+            .get_object()
+            .bucket("photos")
+            .key("2024")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            both.body.collect().await.unwrap().into_bytes().as_ref(),
+            b"file named like a folder"
+        );
+        let tree = gw
+            .dav("PROPFIND", "/dav/photos/2024", &gw.alice)
+            .header("depth", "0")
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            tree.text().await.unwrap().contains("<D:collection/>"),
+            "WebDAV shows the folder"
+        );
+        gw.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn accounts_cannot_reach_each_other() {
+    for gw in Gateway::each().await {
+        gw.alice
+            .s3
+            .create_bucket()
+            .bucket("private")
+            .send()
+            .await
+            .unwrap();
+        gw.alice
+            .s3
+            .put_object()
+            .bucket("private")
+            .key("diary.txt")
+            .body(ByteStream::from_static(b"dear diary"))
+            .send()
+            .await
+            .unwrap();
+
+        let bob = &gw.bob.s3;
+        let err = bob
+            .get_object()
+            .bucket("private")
+            .key("diary.txt")
+            .send()
+            .await
+            .unwrap_err();
+        let status = err.raw_response().map(|r| r.status().as_u16());
+        assert!(matches!(status, Some(403 | 404)), "{status:?}");
+        assert!(
+            bob.list_objects_v2()
+                .bucket("private")
+                .send()
+                .await
+                .is_err()
+        );
+        assert!(
+            bob.list_buckets()
+                .send()
+                .await
+                .unwrap()
+                .buckets()
+                .is_empty()
+        );
+        assert!(
+            bob.delete_object()
+                .bucket("private")
+                .key("diary.txt")
+                .send()
+                .await
+                .is_err()
+        );
+
+        let dav = gw
+            .dav("GET", "/dav/private/diary.txt", &gw.bob)
+            .send()
+            .await
+            .unwrap();
+        assert!(matches!(dav.status().as_u16(), 403 | 404));
+        let listing = gw
+            .dav("PROPFIND", "/dav/", &gw.bob)
+            .header("depth", "1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            xml_values(&listing.text().await.unwrap(), "href"),
+            ["/dav/"]
+        );
+        let delete = gw
+            .dav("DELETE", "/dav/private", &gw.bob)
+            .send()
+            .await
+            .unwrap();
+        assert!(matches!(delete.status().as_u16(), 403 | 404));
+
+        let still = gw
+            .alice
+            .s3
+            .get_object()
+            .bucket("private")
+            .key("diary.txt")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            still.body.collect().await.unwrap().into_bytes().as_ref(),
+            b"dear diary"
+        );
+        gw.stop().await;
+    }
+}

@@ -1,0 +1,388 @@
+//! WebDAV through raw HTTP requests, as clients send them.
+
+use crate::common::{Gateway, xml_values};
+
+const PROPFIND_ALL: &str =
+    r#"<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>"#;
+
+#[tokio::test]
+async fn class_one_methods() {
+    for gw in Gateway::each().await {
+        let alice = &gw.alice;
+        // OPTIONS answers without credentials; everything else asks for them.
+        let options = gw
+            .http
+            .request(reqwest::Method::OPTIONS, format!("{}/dav/", gw.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(options.status(), 200);
+        assert_eq!(options.headers()["dav"], "1");
+        assert_eq!(options.headers()["ms-author-via"], "DAV");
+        let anonymous = gw
+            .http
+            .get(format!("{}/dav/", gw.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(anonymous.status(), 401);
+        assert!(
+            anonymous.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .starts_with("Basic realm=\"Portico\"")
+        );
+
+        assert_eq!(
+            gw.dav("MKCOL", "/dav/docs", alice)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            201
+        );
+        assert_eq!(
+            gw.dav("MKCOL", "/dav/docs", alice)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            405
+        );
+        assert_eq!(
+            gw.dav("MKCOL", "/dav/no/parent", alice)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            409
+        );
+
+        let put = gw
+            .dav("PUT", "/dav/docs/hello%20world.txt", alice)
+            .body("hello world")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status(), 201);
+        assert_eq!(
+            put.headers()["etag"],
+            "\"5eb63bbbe01eeed093cb22bb8f5acdc3\""
+        );
+        let replaced = gw
+            .dav("PUT", "/dav/docs/hello%20world.txt", alice)
+            .body("hello again")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(replaced.status(), 204);
+        assert_eq!(
+            gw.dav("PUT", "/dav/missing/x.txt", alice)
+                .body("x")
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            409
+        );
+
+        // Chunked transfer without Content-Length, as Finder sends it.
+        let chunks: Vec<Result<&'static [u8], std::io::Error>> =
+            vec![Ok(b"chunk one, "), Ok(b"chunk two")];
+        let streamed = gw
+            .dav("PUT", "/dav/docs/chunked.bin", alice)
+            .header("x-expected-entity-length", "20")
+            .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(streamed.status(), 201);
+        let get = gw
+            .dav("GET", "/dav/docs/chunked.bin", alice)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(get.text().await.unwrap(), "chunk one, chunk two");
+
+        let ranged = gw
+            .dav("GET", "/dav/docs/hello%20world.txt", alice)
+            .header("range", "bytes=6-")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ranged.status(), 206);
+        assert_eq!(ranged.headers()["content-range"], "bytes 6-10/11");
+        assert_eq!(ranged.text().await.unwrap(), "again");
+        let unsatisfiable = gw
+            .dav("GET", "/dav/docs/hello%20world.txt", alice)
+            .header("range", "bytes=99-")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unsatisfiable.status(), 416);
+        assert_eq!(unsatisfiable.headers()["content-range"], "bytes */11");
+        let head = gw
+            .dav("HEAD", "/dav/docs/hello%20world.txt", alice)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.headers()["content-length"], "11");
+
+        let copy = gw
+            .dav("COPY", "/dav/docs", alice)
+            .header("destination", format!("{}/dav/copy", gw.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(copy.status(), 201);
+        let exists = gw
+            .dav("COPY", "/dav/docs", alice)
+            .header("destination", "/dav/copy")
+            .header("overwrite", "F")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(exists.status(), 412);
+        let moved = gw
+            .dav("MOVE", "/dav/copy/chunked.bin", alice)
+            .header("destination", "/dav/docs/renamed.bin")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(moved.status(), 201);
+        let over = gw
+            .dav("MOVE", "/dav/docs/renamed.bin", alice)
+            .header("destination", "/dav/docs/chunked.bin")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(over.status(), 204, "overwrite by default");
+        let elsewhere = gw
+            .dav("MOVE", "/dav/docs", alice)
+            .header("destination", "http://other/elsewhere/x")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(elsewhere.status(), 502);
+
+        let depth0 = gw
+            .dav("PROPFIND", "/dav/docs/hello%20world.txt", alice)
+            .header("depth", "0")
+            .body(PROPFIND_ALL)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(depth0.status(), 207);
+        let xml = depth0.text().await.unwrap();
+        assert_eq!(xml_values(&xml, "href"), ["/dav/docs/hello%20world.txt"]);
+        assert_eq!(xml_values(&xml, "getcontentlength"), ["11"]);
+        let depth1 = gw
+            .dav("PROPFIND", "/dav/docs", alice)
+            .header("depth", "1")
+            .send()
+            .await
+            .unwrap();
+        let xml = depth1.text().await.unwrap();
+        assert_eq!(
+            xml_values(&xml, "href"),
+            [
+                "/dav/docs/",
+                "/dav/docs/chunked.bin",
+                "/dav/docs/hello%20world.txt"
+            ]
+        );
+        let infinity = gw
+            .dav("PROPFIND", "/dav/", alice)
+            .header("depth", "infinity")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(infinity.status(), 403);
+        assert!(
+            infinity
+                .text()
+                .await
+                .unwrap()
+                .contains("propfind-finite-depth")
+        );
+        let some = gw
+            .dav("PROPFIND", "/dav/docs", alice)
+            .header("depth", "0")
+            .body(r#"<D:propfind xmlns:D="DAV:" xmlns:Z="urn:z"><D:prop><D:resourcetype/><Z:color/></D:prop></D:propfind>"#)
+            .send()
+            .await
+            .unwrap();
+        let xml = some.text().await.unwrap();
+        assert!(
+            xml.contains("<D:collection/>")
+                && xml.contains("<X:color xmlns:X=\"urn:z\"/>")
+                && xml.contains("404 Not Found"),
+            "{xml}"
+        );
+        let broken = gw
+            .dav("PROPFIND", "/dav/docs", alice)
+            .header("depth", "0")
+            .body("<propfind")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(broken.status(), 400);
+
+        assert_eq!(
+            gw.dav("DELETE", "/dav/docs", alice)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            204
+        );
+        assert_eq!(
+            gw.dav("GET", "/dav/docs/hello%20world.txt", alice)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            404
+        );
+        let trash = gw.drive.list_trash(&ctx(&gw).await).await.unwrap();
+        let docs: Vec<_> = trash
+            .iter()
+            .filter(|entry| entry.path.file_key() == "docs")
+            .collect();
+        assert_eq!(docs.len(), 1, "the folder went to the trash as one entry");
+        assert!(
+            !trash
+                .iter()
+                .any(|entry| entry.path.file_key() == "docs/hello world.txt"),
+            "not one entry per file"
+        );
+        for bad in ["/dav/a%2Fb", "/dav/a%00b", "/dav/a//b"] {
+            assert_eq!(
+                gw.dav("GET", bad, alice).send().await.unwrap().status(),
+                400,
+                "{bad}"
+            );
+        }
+        gw.stop().await;
+    }
+}
+
+async fn ctx(gw: &Gateway) -> portico_drive::Ctx {
+    let principal = gw
+        .drive
+        .authenticate_password(&gw.alice.name, &gw.alice.password)
+        .await
+        .unwrap();
+    portico_drive::Ctx {
+        principal,
+        protocol: portico_drive::Protocol::Cli,
+        request_id: "test".into(),
+    }
+}
+
+#[tokio::test]
+async fn names_are_byte_exact_and_folders_stream_in_pages() {
+    for gw in Gateway::each().await {
+        let alice = &gw.alice;
+        gw.dav("MKCOL", "/dav/names", alice).send().await.unwrap();
+        let names = [
+            "caf\u{e9}",
+            "cafe\u{301}",
+            "a+b",
+            "50% off",
+            "x#y",
+            "q&a;=",
+            "\u{1f600}",
+        ];
+        for name in names {
+            let href = format!("/dav/names/{}", encode(name));
+            assert_eq!(
+                gw.dav("PUT", &href, alice)
+                    .body(name.to_owned())
+                    .send()
+                    .await
+                    .unwrap()
+                    .status(),
+                201,
+                "{name}"
+            );
+        }
+        for name in names {
+            let got = gw
+                .dav("GET", &format!("/dav/names/{}", encode(name)), alice)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(got.text().await.unwrap(), name, "NFC and NFD stay distinct");
+        }
+        // More children than one catalog page: the listing streams page after page.
+        gw.dav("MKCOL", "/dav/many", alice).send().await.unwrap();
+        let ctx = ctx(&gw).await;
+        let folder = portico_drive::NodePath::parse("many").unwrap();
+        for i in 0..1203 {
+            let path = folder.join(&format!("f{i:05}")).unwrap();
+            let options = portico_drive::PutOptions::new(
+                portico_drive::Kind::File,
+                portico_drive::Parents::MustExist,
+            );
+            gw.drive
+                .put(&ctx, &path, futures::stream::empty(), options)
+                .await
+                .unwrap();
+        }
+        let listing = gw
+            .dav("PROPFIND", "/dav/many/", alice)
+            .header("depth", "1")
+            .send()
+            .await
+            .unwrap();
+        let xml = listing.text().await.unwrap();
+        let hrefs = xml_values(&xml, "href");
+        assert_eq!(hrefs.len(), 1204);
+        assert_eq!(hrefs[1], "/dav/many/f00000");
+        assert_eq!(hrefs[1203], "/dav/many/f01202");
+        assert!(xml.trim_end().ends_with("</D:multistatus>"));
+        gw.stop().await;
+    }
+}
+
+fn encode(name: &str) -> String {
+    name.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn wrong_credentials_do_not_reveal_accounts() {
+    for gw in Gateway::each().await {
+        let wrong = gw
+            .http
+            .get(format!("{}/dav/", gw.url))
+            .basic_auth("alice", Some("wrong"))
+            .send()
+            .await
+            .unwrap();
+        let unknown = gw
+            .http
+            .get(format!("{}/dav/", gw.url))
+            .basic_auth("mallory", Some("wrong"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            (wrong.status(), unknown.status()),
+            (
+                reqwest::StatusCode::UNAUTHORIZED,
+                reqwest::StatusCode::UNAUTHORIZED
+            )
+        );
+        assert_eq!(wrong.text().await.unwrap(), unknown.text().await.unwrap());
+        gw.stop().await;
+    }
+}

@@ -1,0 +1,122 @@
+//! The front door: health, reserved prefixes, request ids, interrupted uploads.
+
+use std::io::Write as _;
+
+use crate::common::Gateway;
+
+#[tokio::test]
+async fn health_reserved_routes_and_request_ids() {
+    for gw in Gateway::each().await {
+        let health = gw
+            .http
+            .get(format!("{}/healthz", gw.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.status(), 200);
+        assert_eq!(
+            gw.http
+                .get(format!("{}/readyz", gw.url))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        for path in ["/api/v1/x", "/s/token", "/ui/", "/metrics"] {
+            assert_eq!(
+                gw.http
+                    .get(format!("{}{path}", gw.url))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status(),
+                404,
+                "{path}"
+            );
+        }
+        let generated = health.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            health.headers()["x-amz-request-id"].to_str().unwrap(),
+            generated
+        );
+        assert_eq!(generated.len(), 36, "a UUID");
+        let echoed = gw
+            .http
+            .get(format!("{}/healthz", gw.url))
+            .header("x-request-id", "trace-42")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(echoed.headers()["x-request-id"], "trace-42");
+        let refused = gw
+            .http
+            .get(format!("{}/healthz", gw.url))
+            .header("x-request-id", "<script>")
+            .send()
+            .await
+            .unwrap();
+        assert_ne!(refused.headers()["x-request-id"], "<script>");
+        gw.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn an_interrupted_upload_leaves_nothing() {
+    for gw in Gateway::each().await {
+        gw.dav("MKCOL", "/dav/up", &gw.alice).send().await.unwrap();
+        let addr = gw.url.trim_start_matches("http://").to_owned();
+        let alice = format!("{}:{}", gw.alice.name, gw.alice.password);
+        let auth = base64_encode(alice.as_bytes());
+        // Announce a megabyte, send a kilobyte, hang up.
+        std::thread::spawn(move || {
+            let mut stream = std::net::TcpStream::connect(addr).unwrap();
+            write!(stream, "PUT /dav/up/partial.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\nContent-Length: 1048576\r\n\r\n").unwrap();
+            stream.write_all(&[1u8; 1024]).unwrap();
+            stream.flush().unwrap();
+        })
+        .join()
+        .unwrap();
+        // The server notices the closed connection and aborts the upload.
+        let mut clean = false;
+        for _ in 0..100 {
+            let report = gw.drive.fsck(false).await.unwrap();
+            if report.temp_files == 0 && report.blob_files == 0 {
+                clean = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(clean, "the partial upload was not cleaned up");
+        assert_eq!(
+            gw.dav("GET", "/dav/up/partial.bin", &gw.alice)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            404
+        );
+        gw.stop().await;
+    }
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = (u32::from(chunk[0]) << 16)
+            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
