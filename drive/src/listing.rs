@@ -142,7 +142,7 @@ impl Drive {
                     items.push(if row.is_folder() {
                         Item::Prefix(to_s3(&row.key))
                     } else {
-                        object(&row, &to_s3)
+                        object(row, &to_s3)
                     });
                 }
                 if exhausted {

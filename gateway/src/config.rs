@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 /// The effective settings.
 #[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
+#[derive(Default)]
 pub struct Settings {
     pub server: ServerSettings,
     pub storage: StorageSettings,
@@ -92,16 +93,6 @@ impl Default for AuthSettings {
             server_key: String::new(),
             server_key_file: PathBuf::new(),
             s3_region: "us-east-1".into(),
-        }
-    }
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            server: ServerSettings::default(),
-            storage: StorageSettings::default(),
-            auth: AuthSettings::default(),
         }
     }
 }
