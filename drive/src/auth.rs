@@ -16,9 +16,9 @@ use crate::error::{Error, Missing, Result};
 use crate::model::{AccountId, Principal, Timestamp, Usage};
 use crate::{Ctx, Drive};
 
-/// How long a verified credential is trusted before the catalog is asked again whether the
-/// account changed (password, disabled). Argon2 itself runs again only when it did.
-const RECHECK_AFTER: Duration = Duration::from_secs(5);
+/// How long the principal found while verifying a signature serves the same request's
+/// handler (which runs right after): the signature check itself always reads the catalog.
+const PRINCIPAL_FRESH: Duration = Duration::from_secs(2);
 /// Concurrent argon2 verifications: each takes ~19 MiB and tens of milliseconds, so a
 /// flood of wrong passwords must queue instead of exhausting memory.
 const MAX_CONCURRENT_HASHES: usize = 4;
@@ -174,11 +174,9 @@ struct CachedLogin {
     mac: [u8; 32],
     epoch: i64,
     principal: Principal,
-    checked: Instant,
 }
 
 struct CachedKey {
-    secret: String,
     principal: Principal,
     checked: Instant,
 }
@@ -315,21 +313,13 @@ impl Drive {
     /// Checks a name and password (HTTP Basic). Unknown names, wrong passwords and
     /// disabled accounts fail identically — same error, and argon2 runs in each case — so
     /// the answer never tells whether an account exists.
+    ///
+    /// The account row is read on every call (one indexed query), so a password change or
+    /// a disabled account takes effect at once, on every gateway; only argon2 is skipped
+    /// when this process already verified the same password at the same credential epoch.
     pub async fn authenticate_password(&self, name: &str, password: &str) -> Result<Principal> {
         let credentials = &self.inner.credentials;
         let mac = credentials.mac(name, password);
-        let cached = {
-            let logins = credentials.logins.lock().expect("login cache lock");
-            logins
-                .get(name)
-                .filter(|c| c.mac == mac)
-                .map(|c| (c.epoch, c.principal.clone(), c.checked.elapsed()))
-        };
-        if let Some((_, principal, age)) = &cached
-            && *age < RECHECK_AFTER
-        {
-            return Ok(principal.clone());
-        }
         let Some(row) = self.inner.catalog.account_by_name(name).await? else {
             let dummy = credentials
                 .dummy_hash
@@ -337,21 +327,25 @@ impl Drive {
             let _ = self.verify_blocking(password, dummy.clone()).await?;
             return Err(Error::Unauthenticated);
         };
-        if let Some((epoch, principal, _)) = cached
-            && epoch == row.credential_epoch
-            && !row.disabled
-        {
-            self.remember_login(name, mac, row.credential_epoch, principal.clone());
-            return Ok(principal);
-        }
-        let valid = self
-            .verify_blocking(password, row.password_hash.clone())
-            .await?;
+        let verified_before = {
+            let logins = credentials.logins.lock().expect("login cache lock");
+            logins.get(name).is_some_and(|c| {
+                c.mac == mac
+                    && c.epoch == row.credential_epoch
+                    && c.principal.account_id.0 == row.id
+            })
+        };
+        let valid = verified_before
+            || self
+                .verify_blocking(password, row.password_hash.clone())
+                .await?;
         if !valid || row.disabled {
             return Err(Error::Unauthenticated);
         }
         let principal = principal_of(&row);
-        self.remember_login(name, mac, row.credential_epoch, principal.clone());
+        if !verified_before {
+            self.remember_login(name, mac, row.credential_epoch, principal.clone());
+        }
         Ok(principal)
     }
 
@@ -371,34 +365,27 @@ impl Drive {
                 mac,
                 epoch,
                 principal,
-                checked: Instant::now(),
             },
         );
     }
 
-    /// The secret of an S3 access key and the principal it acts as. Unknown, revoked and
+    /// The secret of an S3 access key, read fresh from the catalog (one query) so that a
+    /// revoked key or a disabled account stops working at once. Unknown, revoked and
     /// disabled-account keys are all `NotFound(AccessKey)`.
-    pub async fn s3_credentials(&self, access_key_id: &str) -> Result<(String, Principal)> {
-        {
-            let keys = self.inner.credentials.keys.lock().expect("key cache lock");
-            if let Some(cached) = keys.get(access_key_id)
-                && cached.checked.elapsed() < RECHECK_AFTER
-            {
-                return Ok((cached.secret.clone(), cached.principal.clone()));
-            }
-        }
-        let Some(key) = self.inner.catalog.access_key(access_key_id).await? else {
+    pub async fn s3_secret(&self, access_key_id: &str) -> Result<String> {
+        let Some(found) = self
+            .inner
+            .catalog
+            .access_key_with_account(access_key_id)
+            .await?
+        else {
             return Err(Error::NotFound(Missing::AccessKey));
         };
-        let Some(account) = self.inner.catalog.account_by_id(key.account_id).await? else {
-            return Err(Error::NotFound(Missing::AccessKey));
-        };
-        if account.disabled {
+        if found.account.disabled {
             return Err(Error::NotFound(Missing::AccessKey));
         }
-        let secret = String::from_utf8(self.inner.server_key.open(&key.secret_sealed)?)
+        let secret = String::from_utf8(self.inner.server_key.open(&found.secret_sealed)?)
             .map_err(|_| Error::internal("access key secret is not UTF-8"))?;
-        let principal = principal_of(&account);
         let mut keys = self.inner.credentials.keys.lock().expect("key cache lock");
         if keys.len() > 100_000 {
             keys.clear();
@@ -406,12 +393,29 @@ impl Drive {
         keys.insert(
             access_key_id.to_owned(),
             CachedKey {
-                secret: secret.clone(),
-                principal: principal.clone(),
+                principal: principal_of(&found.account),
                 checked: Instant::now(),
             },
         );
-        Ok((secret, principal))
+        Ok(secret)
+    }
+
+    /// The principal an access key acts as, for a request whose signature was just
+    /// verified with [`Drive::s3_secret`] (which filled this cache a moment ago).
+    pub async fn s3_principal(&self, access_key_id: &str) -> Result<Principal> {
+        {
+            let keys = self.inner.credentials.keys.lock().expect("key cache lock");
+            if let Some(cached) = keys.get(access_key_id)
+                && cached.checked.elapsed() < PRINCIPAL_FRESH
+            {
+                return Ok(cached.principal.clone());
+            }
+        }
+        self.s3_secret(access_key_id).await?;
+        let keys = self.inner.credentials.keys.lock().expect("key cache lock");
+        keys.get(access_key_id)
+            .map(|c| c.principal.clone())
+            .ok_or(Error::NotFound(Missing::AccessKey))
     }
 
     // ---- administration --------------------------------------------------------------

@@ -614,7 +614,8 @@ async fn accounts_are_isolated_and_credentials_checked() {
         );
 
         let key = h.drive.create_access_key("alice", None).await.unwrap();
-        let (secret, principal) = h.drive.s3_credentials(&key.access_key_id).await.unwrap();
+        let secret = h.drive.s3_secret(&key.access_key_id).await.unwrap();
+        let principal = h.drive.s3_principal(&key.access_key_id).await.unwrap();
         assert_eq!(
             (secret.as_str(), principal.name.as_str()),
             (key.secret_access_key.as_str(), "alice")
@@ -633,7 +634,10 @@ async fn accounts_are_isolated_and_credentials_checked() {
             "secrets are stored sealed"
         );
         h.drive.revoke_access_key(&key.access_key_id).await.unwrap();
-        assert!(h.drive.s3_credentials(&key.access_key_id).await.is_err());
+        assert!(
+            h.drive.s3_secret(&key.access_key_id).await.is_err(),
+            "revocation takes effect at once"
+        );
         let audit = h
             .drive
             .inner

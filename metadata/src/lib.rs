@@ -226,6 +226,25 @@ impl Catalog {
         }))
     }
 
+    /// A live access key's sealed secret with its account, in one query: what every signed
+    /// S3 request checks.
+    pub async fn access_key_with_account(
+        &self,
+        access_key_id: &str,
+    ) -> Result<Option<KeyWithAccount>> {
+        Ok(on_backend!(&self.backend, read, pool => {
+            sqlx::query_as(
+                "SELECT k.secret_sealed, a.id, a.name, a.email, a.password_hash, a.is_admin, a.disabled, a.quota_bytes,
+                        a.used_bytes, a.owner_id, a.created_at, a.credential_epoch
+                 FROM access_keys k JOIN accounts a ON a.id = k.account_id
+                 WHERE k.access_key_id = $1 AND k.revoked_at IS NULL",
+            )
+            .bind(access_key_id)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
     pub async fn list_access_keys(&self, account_id: Option<i64>) -> Result<Vec<AccessKeyRow>> {
         Ok(on_backend!(&self.backend, read, pool => {
             sqlx::query_as(concat!(

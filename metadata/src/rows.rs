@@ -74,6 +74,22 @@ impl std::fmt::Debug for AccessKeyRow {
     }
 }
 
+/// A live access key's sealed secret and the account it belongs to.
+#[derive(Clone, sqlx::FromRow)]
+pub struct KeyWithAccount {
+    pub secret_sealed: Vec<u8>,
+    #[sqlx(flatten)]
+    pub account: AccountRow,
+}
+
+impl std::fmt::Debug for KeyWithAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyWithAccount")
+            .field("account", &self.account.name)
+            .finish_non_exhaustive()
+    }
+}
+
 /// `nodes.kind` values.
 pub const KIND_FILE: i64 = 0;
 pub const KIND_FOLDER: i64 = 1;

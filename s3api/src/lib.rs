@@ -114,9 +114,9 @@ impl PorticoS3 {
             err.set_request_id(request_id);
             return Err(err);
         };
-        let (_, principal) = self
+        let principal = self
             .drive
-            .s3_credentials(&credentials.access_key)
+            .s3_principal(&credentials.access_key)
             .await
             .map_err(|err| to_s3_error(err, &request_id))?;
         Ok(Ctx {
@@ -153,8 +153,8 @@ impl PorticoAuth {
 #[async_trait::async_trait]
 impl s3s::auth::S3Auth for PorticoAuth {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<s3s::auth::SecretKey> {
-        match self.drive.s3_credentials(access_key).await {
-            Ok((secret, _)) => Ok(s3s::auth::SecretKey::from(secret)),
+        match self.drive.s3_secret(access_key).await {
+            Ok(secret) => Ok(s3s::auth::SecretKey::from(secret)),
             Err(portico_drive::Error::NotFound(_)) => Err(s3_error!(InvalidAccessKeyId)),
             Err(err) => Err(to_s3_error(err, "")),
         }
