@@ -122,6 +122,11 @@ impl Gateway {
             .basic_auth(&account.name, Some(&account.password))
     }
 
+    /// Takes the running server out, to stop it by hand.
+    pub fn take_running(&mut self) -> portico_gateway::Running {
+        self.running.take().expect("the gateway is running")
+    }
+
     pub async fn stop(mut self) {
         if let Some(running) = self.running.take() {
             running.stop().await.unwrap();

@@ -267,7 +267,7 @@ async fn class_one_methods() {
     }
 }
 
-async fn ctx(gw: &Gateway) -> portico_drive::Ctx {
+pub async fn ctx(gw: &Gateway) -> portico_drive::Ctx {
     let principal = gw
         .drive
         .authenticate_password(&gw.alice.name, &gw.alice.password)

@@ -120,3 +120,44 @@ fn base64_encode(bytes: &[u8]) -> String {
     }
     out
 }
+
+#[tokio::test]
+async fn shutdown_lets_an_upload_in_flight_finish() {
+    for mut gw in Gateway::each().await {
+        gw.dav("MKCOL", "/dav/slow", &gw.alice)
+            .send()
+            .await
+            .unwrap();
+        // Ten chunks, 100 ms apart: the upload is still streaming when shutdown starts.
+        let chunks = futures::stream::unfold(0u8, |i| async move {
+            if i == 10 {
+                return None;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            Some((Ok::<_, std::io::Error>(vec![i; 1000]), i + 1))
+        });
+        let upload = gw
+            .dav("PUT", "/dav/slow/file.bin", &gw.alice)
+            .body(reqwest::Body::wrap_stream(chunks))
+            .send();
+        let upload = tokio::spawn(upload);
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        let running = gw.take_running();
+        let stopped = tokio::spawn(running.stop());
+        let response = upload.await.unwrap().unwrap();
+        assert_eq!(response.status(), 201, "the in-flight upload completed");
+        stopped.await.unwrap().unwrap();
+        let ctx = crate::dav::ctx(&gw).await;
+        let entry = gw
+            .drive
+            .stat(
+                &ctx,
+                &portico_drive::NodePath::parse("slow/file.bin").unwrap(),
+                portico_drive::Kind::File,
+            )
+            .await
+            .unwrap();
+        assert_eq!(entry.size, 10_000);
+        gw.stop().await;
+    }
+}
