@@ -13,6 +13,7 @@ pub enum Missing {
     Account,
     AccessKey,
     TrashEntry,
+    Upload,
 }
 
 /// Why a name or key was refused.
@@ -59,6 +60,16 @@ pub enum Error {
     QuotaExceeded,
     #[error("the content does not match the digest the client sent")]
     BadDigest,
+    #[error("the content does not match the {} checksum the client sent", .0.as_str())]
+    BadChecksum(crate::ChecksumAlgorithm),
+    #[error("part {0} was not uploaded or its ETag does not match")]
+    InvalidPart(u32),
+    #[error("the parts are not in ascending order")]
+    InvalidPartOrder,
+    #[error("a part other than the last is smaller than 5 MiB")]
+    EntityTooSmall,
+    #[error("the object has {parts} part(s); that part number does not exist")]
+    InvalidPartNumber { parts: u32 },
     #[error("the content is larger than the {limit}-byte limit")]
     TooLarge { limit: u64 },
     #[error("the body ended after {received} of {expected} bytes")]

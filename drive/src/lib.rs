@@ -12,12 +12,16 @@
 mod auth;
 mod conditions;
 mod error;
-mod files;
+mod checksum;
 mod fsck;
 mod listing;
 mod model;
+mod multipart;
 mod names;
+mod read;
 mod trash;
+mod tree;
+mod write;
 
 use std::sync::Arc;
 
@@ -30,7 +34,11 @@ pub use auth::{
 };
 pub use conditions::{ByteRange, EtagCondition, Preconditions};
 pub use error::{Error, InvalidName, Missing, Result};
-pub use files::{Download, MkdirOptions, Parents, PutOptions, Transfer};
+pub use checksum::{Checksum, ChecksumAlgorithm, ChecksumType, ExpectedChecksum};
+pub use multipart::{CompletedPart, MultipartUpload, NewUpload, PartInfo, UploadedPart};
+pub use read::{Download, ReadRequest};
+pub use tree::Transfer;
+pub use write::{MkdirOptions, Parents, PutOptions};
 pub use fsck::FsckReport;
 pub use listing::{ListPage, ListRequest};
 pub use model::{

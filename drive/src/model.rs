@@ -109,6 +109,12 @@ pub struct ObjectAttributes {
     pub cache_control: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<String>,
+    /// The object's checksum (S3 flexible checksums), verified when it was written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<crate::Checksum>,
+    /// Object tags (S3 tagging).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 impl ObjectAttributes {
@@ -188,7 +194,10 @@ pub struct VersionInfo {
     pub modified: Timestamp,
     pub created: Timestamp,
     pub is_current: bool,
+    /// How many parts a multipart object has (`None`: a single-part object).
+    pub parts_count: Option<u32>,
     pub(crate) locator: Option<String>,
+    pub(crate) row: Option<i64>,
 }
 
 impl VersionInfo {
@@ -202,8 +211,15 @@ impl VersionInfo {
             modified: Timestamp::from_nanos(row.mtime),
             created: Timestamp::from_nanos(row.created_at),
             is_current: current,
+            parts_count: row.parts_count.and_then(|n| u32::try_from(n).ok()),
             locator: row.locator.clone(),
+            row: Some(row.id),
         }
+    }
+
+    /// The stored checksum, if any.
+    pub fn checksum(&self) -> Option<&crate::Checksum> {
+        self.attributes.checksum.as_ref()
     }
 }
 

@@ -398,6 +398,83 @@ impl Catalog {
         }))
     }
 
+    /// A multipart object's segments, in order, with their blob locators.
+    pub async fn segments(&self, version_row: i64) -> Result<Vec<SegmentRow>> {
+        Ok(on_backend!(&self.backend, read, pool => {
+            sqlx::query_as(concat!(
+                "SELECT ", segment_columns!(), " FROM version_parts p LEFT JOIN blobs b ON b.id = p.blob_id",
+                " WHERE p.version_row = $1 ORDER BY p.part_index"
+            ))
+            .bind(version_row)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    pub async fn upload(&self, upload_id: &str) -> Result<Option<UploadRow>> {
+        Ok(on_backend!(&self.backend, read, pool => {
+            sqlx::query_as(concat!("SELECT ", upload_columns!(), " FROM multipart_uploads WHERE upload_id = $1"))
+                .bind(upload_id)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// One page of an upload's parts after part number `after`.
+    pub async fn list_parts(&self, upload_id: &str, after: i64, limit: i64) -> Result<Vec<PartRow>> {
+        Ok(on_backend!(&self.backend, read, pool => {
+            sqlx::query_as(concat!(
+                "SELECT ", part_columns!(), " FROM multipart_parts p LEFT JOIN blobs b ON b.id = p.blob_id",
+                " WHERE p.upload_id = $1 AND p.part_number > $2 ORDER BY p.part_number LIMIT $3"
+            ))
+            .bind(upload_id)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// One page of an account's open uploads with keys in `range`, ordered by key, then
+    /// start time and id; `after` is the (key, upload id) the previous page ended with.
+    pub async fn list_uploads(
+        &self,
+        account_id: i64,
+        range: &KeyRange,
+        after_upload: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<UploadRow>> {
+        Ok(on_backend!(&self.backend, read, pool => {
+            sqlx::query_as(concat!(
+                "SELECT ", upload_columns!(), " FROM multipart_uploads",
+                " WHERE account_id = $1 AND key >= $2 AND ($4 IS NULL OR key < $4)",
+                " AND (key > $3 OR (key = $3 AND $5 IS NOT NULL AND upload_id > $5))",
+                " ORDER BY key, upload_id LIMIT $6"
+            ))
+            .bind(account_id)
+            .bind(&range.from)
+            .bind(&range.after)
+            .bind(&range.to)
+            .bind(after_upload)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Uploads started before `before` (nanoseconds): the expiry job aborts them.
+    pub async fn stale_uploads(&self, before: i64, limit: i64) -> Result<Vec<UploadRow>> {
+        Ok(on_backend!(&self.backend, read, pool => {
+            sqlx::query_as(concat!(
+                "SELECT ", upload_columns!(), " FROM multipart_uploads WHERE created_at < $1 ORDER BY created_at LIMIT $2"
+            ))
+            .bind(before)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
     /// Roots of the account's trashed subtrees, newest first.
     pub async fn list_trash(&self, account_id: i64) -> Result<Vec<NodeRow>> {
         Ok(on_backend!(&self.backend, read, pool => {

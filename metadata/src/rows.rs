@@ -26,6 +26,26 @@ macro_rules! version_columns {
     };
 }
 
+macro_rules! upload_columns {
+    () => {
+        "upload_id, account_id, key, attributes, initiated_by, created_at"
+    };
+}
+
+/// Selects from `multipart_parts p LEFT JOIN blobs b`.
+macro_rules! part_columns {
+    () => {
+        "p.part_number, p.blob_id, b.locator, p.size, p.etag, p.checksums, p.created_at"
+    };
+}
+
+/// Selects from `version_parts p LEFT JOIN blobs b`.
+macro_rules! segment_columns {
+    () => {
+        "p.part_index, p.blob_id, b.locator, p.size, p.etag"
+    };
+}
+
 /// An account: one person or service, with one drive tree.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AccountRow {
@@ -166,6 +186,8 @@ pub struct NewVersion {
     pub attributes: String,
     pub mtime: i64,
     pub created_by: Option<i64>,
+    /// Set for multipart objects, whose bytes are in `version_parts`.
+    pub parts_count: Option<i64>,
 }
 
 /// A blob file's row.
@@ -210,6 +232,39 @@ pub struct NewAudit {
     pub key: Option<String>,
     pub detail: Option<String>,
     pub request_id: Option<String>,
+}
+
+/// An open multipart upload.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UploadRow {
+    pub upload_id: String,
+    pub account_id: i64,
+    pub key: String,
+    pub attributes: String,
+    pub initiated_by: Option<i64>,
+    pub created_at: i64,
+}
+
+/// One uploaded part of a multipart upload, with its blob's locator.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PartRow {
+    pub part_number: i64,
+    pub blob_id: Option<i64>,
+    pub locator: Option<String>,
+    pub size: i64,
+    pub etag: String,
+    pub checksums: String,
+    pub created_at: i64,
+}
+
+/// One segment of a multipart object's content.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SegmentRow {
+    pub part_index: i64,
+    pub blob_id: Option<i64>,
+    pub locator: Option<String>,
+    pub size: i64,
+    pub etag: String,
 }
 
 /// What purging a trashed subtree released.

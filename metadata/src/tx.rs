@@ -5,7 +5,7 @@ use sqlx::{Postgres, Sqlite, Transaction};
 
 use crate::{
     AccessKeyRow, AccountRow, Backend, Error, KeyRange, NewAccount, NewAudit, NewBlob, NewNode,
-    NewVersion, NodeRow, Purged, Result, VersionRow, now_nanos,
+    NewVersion, NodeRow, PartRow, Purged, Result, SegmentRow, UploadRow, VersionRow, now_nanos,
 };
 
 enum Inner {
@@ -527,8 +527,8 @@ impl Tx {
         let now = now_nanos();
         let id: (i64,) = on_tx!(self, conn => {
             sqlx::query_as(
-                "INSERT INTO versions (node_id, version_id, blob_id, size, etag, blake3, content_type, attributes, mtime, created_at, created_by)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+                "INSERT INTO versions (node_id, version_id, blob_id, size, etag, blake3, content_type, attributes, mtime, created_at, created_by, parts_count)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
             )
             .bind(version.node_id)
             .bind(&version.version_id)
@@ -541,6 +541,7 @@ impl Tx {
             .bind(version.mtime)
             .bind(now)
             .bind(version.created_by)
+            .bind(version.parts_count)
             .fetch_one(conn)
             .await?
         });
@@ -569,6 +570,142 @@ impl Tx {
             )
             .bind(from_node)
             .bind(to_node)
+            .execute(conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    // ---- multipart uploads -------------------------------------------------------------
+
+    pub async fn insert_upload(&mut self, upload: &UploadRow) -> Result<()> {
+        on_tx!(self, conn => {
+            sqlx::query(
+                "INSERT INTO multipart_uploads (upload_id, account_id, key, attributes, initiated_by, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&upload.upload_id)
+            .bind(upload.account_id)
+            .bind(&upload.key)
+            .bind(&upload.attributes)
+            .bind(upload.initiated_by)
+            .bind(upload.created_at)
+            .execute(conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// The upload, locked for this transaction on PostgreSQL so a part and the completion
+    /// of one upload cannot interleave.
+    pub async fn upload_for_update(&mut self, upload_id: &str) -> Result<Option<UploadRow>> {
+        Ok(match &mut self.inner {
+            Inner::Sqlite(tx) => sqlx::query_as(concat!("SELECT ", upload_columns!(), " FROM multipart_uploads WHERE upload_id = $1"))
+                .bind(upload_id)
+                .fetch_optional(&mut **tx)
+                .await?,
+            Inner::Postgres(tx) => sqlx::query_as(concat!(
+                "SELECT ", upload_columns!(), " FROM multipart_uploads WHERE upload_id = $1 FOR UPDATE"
+            ))
+            .bind(upload_id)
+            .fetch_optional(&mut **tx)
+            .await?,
+        })
+    }
+
+    /// Stores a part, replacing an earlier upload of the same number; returns the replaced
+    /// part (its blob reference and size are the caller's to release).
+    pub async fn put_part(&mut self, upload_id: &str, part: &PartRow) -> Result<Option<PartRow>> {
+        let previous: Option<PartRow> = on_tx!(self, conn => {
+            sqlx::query_as(concat!(
+                "SELECT ", part_columns!(), " FROM multipart_parts p LEFT JOIN blobs b ON b.id = p.blob_id",
+                " WHERE p.upload_id = $1 AND p.part_number = $2"
+            ))
+            .bind(upload_id)
+            .bind(part.part_number)
+            .fetch_optional(conn)
+            .await?
+        });
+        on_tx!(self, conn => {
+            sqlx::query(
+                "INSERT INTO multipart_parts (upload_id, part_number, blob_id, size, etag, checksums, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (upload_id, part_number) DO UPDATE SET
+                   blob_id = excluded.blob_id, size = excluded.size, etag = excluded.etag,
+                   checksums = excluded.checksums, created_at = excluded.created_at",
+            )
+            .bind(upload_id)
+            .bind(part.part_number)
+            .bind(part.blob_id)
+            .bind(part.size)
+            .bind(&part.etag)
+            .bind(&part.checksums)
+            .bind(part.created_at)
+            .execute(conn)
+            .await?;
+        });
+        Ok(previous)
+    }
+
+    /// Every part of an upload, in part order.
+    pub async fn parts(&mut self, upload_id: &str) -> Result<Vec<PartRow>> {
+        Ok(on_tx!(self, conn => {
+            sqlx::query_as(concat!(
+                "SELECT ", part_columns!(), " FROM multipart_parts p LEFT JOIN blobs b ON b.id = p.blob_id",
+                " WHERE p.upload_id = $1 ORDER BY p.part_number"
+            ))
+            .bind(upload_id)
+            .fetch_all(conn)
+            .await?
+        }))
+    }
+
+    /// Forgets an upload and its parts. Blob references held by the parts are released by
+    /// the caller first (or moved into a version).
+    pub async fn delete_upload(&mut self, upload_id: &str) -> Result<()> {
+        on_tx!(self, conn => {
+            sqlx::query("DELETE FROM multipart_parts WHERE upload_id = $1").bind(upload_id).execute(conn).await?;
+        });
+        on_tx!(self, conn => {
+            sqlx::query("DELETE FROM multipart_uploads WHERE upload_id = $1").bind(upload_id).execute(conn).await?;
+        });
+        Ok(())
+    }
+
+    /// Records the segments of a multipart version.
+    pub async fn insert_segment(&mut self, version_row: i64, segment: &SegmentRow) -> Result<()> {
+        on_tx!(self, conn => {
+            sqlx::query("INSERT INTO version_parts (version_row, part_index, blob_id, size, etag) VALUES ($1, $2, $3, $4, $5)")
+                .bind(version_row)
+                .bind(segment.part_index)
+                .bind(segment.blob_id)
+                .bind(segment.size)
+                .bind(&segment.etag)
+                .execute(conn)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Gives `to` the same segments as `from`, each blob gaining a reference.
+    pub async fn copy_segments(&mut self, from_version: i64, to_version: i64) -> Result<()> {
+        on_tx!(self, conn => {
+            sqlx::query(
+                "INSERT INTO version_parts (version_row, part_index, blob_id, size, etag)
+                 SELECT $2, part_index, blob_id, size, etag FROM version_parts WHERE version_row = $1",
+            )
+            .bind(from_version)
+            .bind(to_version)
+            .execute(conn)
+            .await?;
+        });
+        on_tx!(self, conn => {
+            sqlx::query(
+                "UPDATE blobs SET refcount = refcount + (
+                     SELECT COUNT(*) FROM version_parts p WHERE p.version_row = $1 AND p.blob_id = blobs.id)
+                 WHERE id IN (SELECT blob_id FROM version_parts WHERE version_row = $1 AND blob_id IS NOT NULL)",
+            )
+            .bind(from_version)
             .execute(conn)
             .await?;
         });

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 pub use reader::BlobStream;
-pub use writer::{WriteLimit, WrittenBlob};
+pub use writer::{Hasher, WriteOptions, WrittenBlob};
 
 /// Errors of the volume. Body errors carry the client's stream failure through.
 #[derive(Debug, thiserror::Error)]
@@ -137,11 +137,11 @@ impl Volume {
     }
 
     /// Streams `body` into a new blob. See [`writer`] for the durability protocol.
-    pub async fn write<S>(&self, body: S, limit: WriteLimit) -> Result<WrittenBlob>
+    pub async fn write<S>(&self, body: S, options: WriteOptions) -> Result<WrittenBlob>
     where
         S: futures::Stream<Item = io::Result<bytes::Bytes>> + Send + Unpin,
     {
-        writer::write(self, body, limit).await
+        writer::write(self, body, options).await
     }
 
     /// Streams `range` of a blob. The range must lie within the blob.
@@ -150,7 +150,21 @@ impl Volume {
         locator: &BlobLocator,
         range: std::ops::Range<u64>,
     ) -> Result<BlobStream> {
-        reader::open(self.blob_path(locator), locator, range).await
+        self.read_segments(vec![(locator.clone(), range)]).await
+    }
+
+    /// Streams several blob ranges one after the other as one body (a multipart object's
+    /// parts). Every file is opened before the first byte is sent, so a missing blob is an
+    /// error up front, not a truncated response.
+    pub async fn read_segments(
+        &self,
+        segments: Vec<(BlobLocator, std::ops::Range<u64>)>,
+    ) -> Result<BlobStream> {
+        let paths = segments
+            .into_iter()
+            .map(|(locator, range)| (self.blob_path(&locator), locator, range))
+            .collect();
+        reader::open(paths).await
     }
 
     /// Whether the blob file exists (used by fsck).

@@ -70,28 +70,32 @@ impl futures::Stream for BlobStream {
     }
 }
 
-pub(crate) async fn open(
-    path: PathBuf,
-    locator: &BlobLocator,
-    range: Range<u64>,
-) -> Result<BlobStream> {
-    let file = match tokio::task::spawn_blocking(move || open_at(path, range.start)).await {
-        Ok(Ok(file)) => file,
-        Ok(Err(err)) if err.kind() == io::ErrorKind::NotFound => {
-            return Err(Error::Missing(locator.clone()));
+pub(crate) async fn open(segments: Vec<(PathBuf, BlobLocator, Range<u64>)>) -> Result<BlobStream> {
+    let length: u64 = segments.iter().map(|(_, _, range)| range.end.saturating_sub(range.start)).sum();
+    let opened = tokio::task::spawn_blocking(move || {
+        let mut files = Vec::with_capacity(segments.len());
+        for (path, locator, range) in segments {
+            match open_at(path, range.start) {
+                Ok(file) => files.push((file, range.end.saturating_sub(range.start))),
+                Err(err) if err.kind() == io::ErrorKind::NotFound => return Err(Error::Missing(locator)),
+                Err(err) => return Err(err.into()),
+            }
         }
-        Ok(Err(err)) => return Err(err.into()),
-        Err(join) => return Err(io::Error::other(join.to_string()).into()),
-    };
-    let length = range.end.saturating_sub(range.start);
+        Ok(files)
+    })
+    .await
+    .map_err(|join| Error::Io(io::Error::other(join.to_string())))??;
     let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
     if length > 0 {
-        tokio::task::spawn_blocking(move || pump(file, length, sender));
+        tokio::task::spawn_blocking(move || {
+            for (file, length) in opened {
+                if !pump(file, length, &sender) {
+                    return;
+                }
+            }
+        });
     }
-    Ok(BlobStream {
-        receiver,
-        remaining: length,
-    })
+    Ok(BlobStream { receiver, remaining: length })
 }
 
 fn open_at(path: PathBuf, offset: u64) -> io::Result<File> {
@@ -102,8 +106,9 @@ fn open_at(path: PathBuf, offset: u64) -> io::Result<File> {
     Ok(file)
 }
 
-/// Reads until `length` bytes are sent, the file ends, or the receiver goes away.
-fn pump(mut file: File, mut length: u64, sender: mpsc::Sender<io::Result<Bytes>>) {
+/// Reads until `length` bytes are sent (true), or the file ends or the receiver goes
+/// away (false: stop).
+fn pump(mut file: File, mut length: u64, sender: &mpsc::Sender<io::Result<Bytes>>) -> bool {
     while length > 0 {
         let want = usize::try_from(length)
             .unwrap_or(usize::MAX)
@@ -117,18 +122,19 @@ fn pump(mut file: File, mut length: u64, sender: mpsc::Sender<io::Result<Bytes>>
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => {
                     let _ = sender.blocking_send(Err(err));
-                    return;
+                    return false;
                 }
             }
         }
         if filled == 0 {
             // Short file: the stream reports the shortfall when the channel closes.
-            return;
+            return false;
         }
         buffer.truncate(filled);
         length -= filled as u64;
         if sender.blocking_send(Ok(buffer.freeze())).is_err() {
-            return;
+            return false;
         }
     }
+    true
 }

@@ -30,7 +30,7 @@ async fn write_hashes_and_reads_back_ranges() {
     let dir = tempfile::tempdir().unwrap();
     let volume = Volume::open(dir.path()).unwrap();
     let written = volume
-        .write(body(&[b"hello ", b"world"]), WriteLimit::default())
+        .write(body(&[b"hello ", b"world"]), WriteOptions::default())
         .await
         .unwrap();
     assert_eq!(written.size, 11);
@@ -52,7 +52,7 @@ async fn large_body_streams_in_many_chunks() {
     let chunk = vec![7u8; 100_000];
     let chunks: Vec<io::Result<Bytes>> = (0..30).map(|_| Ok(Bytes::from(chunk.clone()))).collect();
     let written = volume
-        .write(stream::iter(chunks), WriteLimit::default())
+        .write(stream::iter(chunks), WriteOptions::default())
         .await
         .unwrap();
     assert_eq!(written.size, 3_000_000);
@@ -68,10 +68,9 @@ async fn empty_body_writes_no_blob() {
     let written = volume
         .write(
             body(&[]),
-            WriteLimit {
+            WriteOptions {
                 expected: Some(0),
-                max: None,
-            },
+                max: None, ..Default::default() },
         )
         .await
         .unwrap();
@@ -88,10 +87,9 @@ async fn failed_or_short_bodies_leave_nothing() {
     let short = volume
         .write(
             body(&[b"abc"]),
-            WriteLimit {
+            WriteOptions {
                 expected: Some(10),
-                max: None,
-            },
+                max: None, ..Default::default() },
         )
         .await;
     assert!(
@@ -108,10 +106,9 @@ async fn failed_or_short_bodies_leave_nothing() {
     let long = volume
         .write(
             body(&[b"abcdef"]),
-            WriteLimit {
+            WriteOptions {
                 expected: Some(3),
-                max: None,
-            },
+                max: None, ..Default::default() },
         )
         .await;
     assert!(matches!(long, Err(Error::TooLarge { .. })), "{long:?}");
@@ -119,10 +116,9 @@ async fn failed_or_short_bodies_leave_nothing() {
     let over_quota = volume
         .write(
             body(&[b"abc", b"def"]),
-            WriteLimit {
+            WriteOptions {
                 expected: None,
-                max: Some((4, LimitReason::Quota)),
-            },
+                max: Some((4, LimitReason::Quota)), ..Default::default() },
         )
         .await;
     assert!(matches!(
@@ -137,7 +133,7 @@ async fn failed_or_short_bodies_leave_nothing() {
         Ok(Bytes::from_static(b"abc")),
         Err(io::Error::other("client went away")),
     ]);
-    let failed = volume.write(broken, WriteLimit::default()).await;
+    let failed = volume.write(broken, WriteOptions::default()).await;
     assert!(matches!(failed, Err(Error::Body(_))), "{failed:?}");
 
     assert_eq!(file_count(&volume).await, (0, 0));
@@ -151,10 +147,9 @@ async fn announced_size_over_limit_is_refused_before_reading() {
     let refused = volume
         .write(
             never_polled,
-            WriteLimit {
+            WriteOptions {
                 expected: Some(100),
-                max: Some((10, LimitReason::Quota)),
-            },
+                max: Some((10, LimitReason::Quota)), ..Default::default() },
         )
         .await;
     assert!(matches!(
@@ -171,7 +166,7 @@ async fn missing_blob_and_removal_are_reported() {
     let dir = tempfile::tempdir().unwrap();
     let volume = Volume::open(dir.path()).unwrap();
     let written = volume
-        .write(body(&[b"x"]), WriteLimit::default())
+        .write(body(&[b"x"]), WriteOptions::default())
         .await
         .unwrap();
     let locator = written.locator.unwrap();
@@ -190,7 +185,7 @@ async fn truncated_blob_fails_the_stream_instead_of_ending_early() {
     let dir = tempfile::tempdir().unwrap();
     let volume = Volume::open(dir.path()).unwrap();
     let written = volume
-        .write(body(&[b"0123456789"]), WriteLimit::default())
+        .write(body(&[b"0123456789"]), WriteOptions::default())
         .await
         .unwrap();
     let locator = written.locator.unwrap();
@@ -217,4 +212,38 @@ fn locators_only_parse_from_hex() {
     ] {
         assert_eq!(BlobLocator::parse(text).is_some(), ok, "{text}");
     }
+}
+
+#[tokio::test]
+async fn segments_read_back_as_one_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let volume = Volume::open(dir.path()).unwrap();
+    let a = volume.write(body(&[b"0123456789"]), WriteOptions::default()).await.unwrap().locator.unwrap();
+    let b = volume.write(body(&[b"abcdefghij"]), WriteOptions::default()).await.unwrap().locator.unwrap();
+    let stream = volume.read_segments(vec![(a.clone(), 5..10), (b.clone(), 0..3)]).await.unwrap();
+    assert_eq!(stream.remaining(), 8);
+    let chunks: Vec<Bytes> = stream.try_collect().await.unwrap();
+    assert_eq!(chunks.concat(), b"56789abc");
+    volume.remove(&b).await.unwrap();
+    assert!(matches!(volume.read_segments(vec![(a, 0..1), (b, 0..1)]).await, Err(Error::Missing(_))));
+}
+
+struct Xor(u8);
+
+impl Hasher for Xor {
+    fn update(&mut self, data: &[u8]) {
+        self.0 = data.iter().fold(self.0, |acc, b| acc ^ b);
+    }
+    fn finish(self: Box<Self>) -> Vec<u8> {
+        vec![self.0]
+    }
+}
+
+#[tokio::test]
+async fn an_extra_digest_is_computed_in_the_same_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let volume = Volume::open(dir.path()).unwrap();
+    let options = WriteOptions { hashers: vec![Box::new(Xor(0)), Box::new(Xor(1))], ..Default::default() };
+    let written = volume.write(body(&[&[1, 2], &[4]]), options).await.unwrap();
+    assert_eq!(written.digests, vec![vec![7], vec![6]]);
 }

@@ -22,14 +22,33 @@ const WRITE_BUFFER: usize = 1 << 20;
 /// Chunks queued between the network and the disk thread.
 const QUEUE_DEPTH: usize = 16;
 
-/// Limits applied while a body streams in.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct WriteLimit {
+/// A digest computed while the bytes stream to disk, beside MD5 and BLAKE3 (the caller
+/// brings its own: CRC32, CRC64NVME, SHA-256, ...). The volume only feeds it.
+pub trait Hasher: Send {
+    fn update(&mut self, data: &[u8]);
+    fn finish(self: Box<Self>) -> Vec<u8>;
+}
+
+/// Limits and extra digests for one write.
+#[derive(Default)]
+pub struct WriteOptions {
     /// The length the client announced; a body that ends short is `Incomplete`, one that
     /// runs longer is `TooLarge`.
     pub expected: Option<u64>,
     /// The most bytes this write may take, and why.
     pub max: Option<(u64, LimitReason)>,
+    /// Extra digests to compute in the same pass.
+    pub hashers: Vec<Box<dyn Hasher>>,
+}
+
+impl std::fmt::Debug for WriteOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteOptions")
+            .field("expected", &self.expected)
+            .field("max", &self.max)
+            .field("hashers", &self.hashers.len())
+            .finish()
+    }
 }
 
 /// A blob that is durably on disk (or, for an empty body, no blob at all).
@@ -40,6 +59,8 @@ pub struct WrittenBlob {
     pub size: u64,
     pub md5: [u8; 16],
     pub blake3: [u8; 32],
+    /// The extra digests, in the order their hashers were given.
+    pub digests: Vec<Vec<u8>>,
 }
 
 enum Message {
@@ -47,7 +68,7 @@ enum Message {
     Finish,
 }
 
-pub(crate) async fn write<S>(volume: &Volume, mut body: S, limit: WriteLimit) -> Result<WrittenBlob>
+pub(crate) async fn write<S>(volume: &Volume, mut body: S, mut limit: WriteOptions) -> Result<WrittenBlob>
 where
     S: futures::Stream<Item = io::Result<Bytes>> + Send + Unpin,
 {
@@ -60,7 +81,8 @@ where
     let locator = BlobLocator::generate();
     let temp_path = volume.temp_dir().join(format!("{locator}.part"));
     let final_path = volume.blob_path(&locator);
-    let disk = tokio::task::spawn_blocking(move || disk_thread(receiver, &temp_path, &final_path));
+    let hashers = std::mem::take(&mut limit.hashers);
+    let disk = tokio::task::spawn_blocking(move || disk_thread(receiver, hashers, &temp_path, &final_path));
 
     let mut received: u64 = 0;
     let outcome: Result<()> = async {
@@ -106,22 +128,31 @@ where
         .await
         .map_err(|err| io::Error::other(err.to_string()))?;
     outcome?;
-    let (size, md5, blake3) = disk_result?;
+    let digests = disk_result?;
     Ok(WrittenBlob {
-        locator: (size > 0).then_some(locator),
-        size,
-        md5,
-        blake3,
+        locator: (digests.size > 0).then_some(locator),
+        size: digests.size,
+        md5: digests.md5,
+        blake3: digests.blake3,
+        digests: digests.extra,
     })
+}
+
+struct Digests {
+    size: u64,
+    md5: [u8; 16],
+    blake3: [u8; 32],
+    extra: Vec<Vec<u8>>,
 }
 
 /// Owns the temp file. Without a `Finish` message (body failed, limit hit, client gone)
 /// the temp file is removed and nothing becomes visible.
 fn disk_thread(
     mut receiver: mpsc::Receiver<Message>,
+    mut extra: Vec<Box<dyn Hasher>>,
     temp_path: &Path,
     final_path: &Path,
-) -> Result<(u64, [u8; 16], [u8; 32])> {
+) -> Result<Digests> {
     let mut md5 = md5::Md5::new();
     let mut blake3 = blake3::Hasher::new();
     let mut size: u64 = 0;
@@ -134,6 +165,9 @@ fn disk_thread(
                 Message::Chunk(chunk) => {
                     md5.update(&chunk);
                     blake3.update(&chunk);
+                    for hasher in &mut extra {
+                        hasher.update(&chunk);
+                    }
                     size += chunk.len() as u64;
                     let writer = match &mut file {
                         Some(writer) => writer,
@@ -163,8 +197,12 @@ fn disk_thread(
         let _ = std::fs::remove_file(temp_path);
         return Err(err.into());
     }
-    let md5: [u8; 16] = md5.finalize().into();
-    Ok((size, md5, *blake3.finalize().as_bytes()))
+    Ok(Digests {
+        size,
+        md5: md5.finalize().into(),
+        blake3: *blake3.finalize().as_bytes(),
+        extra: extra.into_iter().map(|hasher| hasher.finish()).collect(),
+    })
 }
 
 fn create_temp(path: &Path) -> io::Result<File> {

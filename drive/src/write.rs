@@ -1,0 +1,445 @@
+//! Writing: files and folder markers from a stream, folders, and the one place a new
+//! version is committed (used by put, multipart completion and copies alike).
+//!
+//! Every write follows one order: bytes to the volume (durable, invisible), then one
+//! catalog transaction (usage, parents, node, blob, version, audit). If the transaction
+//! fails the blob is removed; if the process dies in between, `fsck` finds the orphan.
+
+use std::io;
+
+use bytes::Bytes;
+use portico_metadata::{NewBlob, NewNode, NewVersion, NodeRow, Tx, VersionRow};
+use portico_volume::{LimitReason, WriteOptions, WrittenBlob};
+
+use crate::checksum::{ChecksumAlgorithm, ExpectedChecksum};
+use crate::conditions::Preconditions;
+use crate::error::{Error, Missing, Result};
+use crate::model::{Ctx, Entry, ObjectAttributes, Timestamp};
+use crate::names::{Kind, NodePath};
+use crate::{Action, Drive, Grant};
+
+/// What to do when the folders above a new file or folder are missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parents {
+    /// S3: create them as implicit folders (they vanish again with their last object).
+    /// The bucket itself must exist.
+    CreateImplicit,
+    /// WebDAV: the parent must exist (409 Conflict otherwise).
+    MustExist,
+    /// API and CLI `mkdir -p`: create them as ordinary folders.
+    CreateExplicit,
+}
+
+/// How to write one file (or S3 folder marker).
+#[derive(Debug)]
+pub struct PutOptions {
+    /// `Kind::Folder` writes a folder's marker object (S3 key ending in `/`).
+    pub kind: Kind,
+    /// The announced length, checked against quota before any byte is read.
+    pub expected_size: Option<u64>,
+    pub content_type: Option<String>,
+    pub attributes: ObjectAttributes,
+    /// A client-chosen modification time (e.g. `X-OC-Mtime`); now when `None`.
+    pub modified: Option<Timestamp>,
+    pub parents: Parents,
+    pub preconditions: Preconditions,
+    /// The MD5 the client announced (`Content-MD5`): a mismatch refuses the write.
+    pub expected_md5: Option<[u8; 16]>,
+    /// The checksum to compute and, when the client sent one, verify. Without one the
+    /// drive computes CRC64NVME, as S3 does for every new object.
+    pub checksum: Option<ExpectedChecksum>,
+}
+
+impl PutOptions {
+    pub fn new(kind: Kind, parents: Parents) -> Self {
+        Self {
+            kind,
+            expected_size: None,
+            content_type: None,
+            attributes: ObjectAttributes::default(),
+            modified: None,
+            parents,
+            preconditions: Preconditions::default(),
+            expected_md5: None,
+            checksum: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MkdirOptions {
+    /// Create missing parents (as ordinary folders).
+    pub parents: bool,
+    /// An existing folder is not an error.
+    pub exist_ok: bool,
+}
+
+pub(crate) fn new_version_id() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
+}
+
+/// The content of a version about to be committed.
+pub(crate) struct NewContent {
+    pub blob_id: Option<i64>,
+    pub size: i64,
+    pub etag: String,
+    pub blake3: Option<String>,
+    pub parts_count: Option<i64>,
+}
+
+/// Everything but the bytes of a version about to be committed.
+pub(crate) struct VersionMeta {
+    pub content_type: Option<String>,
+    pub attributes: ObjectAttributes,
+    pub modified: Option<Timestamp>,
+    pub parents: Parents,
+}
+
+impl Drive {
+    /// Limits for a write: the object size limit, or the quota left if that is smaller.
+    pub(crate) async fn write_limit(&self, ctx: &Ctx, expected: Option<u64>) -> Result<(u64, LimitReason)> {
+        let usage = self.usage(ctx).await?;
+        let available = usage.available();
+        if let (Some(expected), Some(available)) = (expected, available)
+            && expected > available
+        {
+            return Err(Error::QuotaExceeded);
+        }
+        let max = self.inner.config.max_object_size;
+        Ok(match available {
+            Some(available) if available < max => (available, LimitReason::Quota),
+            _ => (max, LimitReason::MaxObjectSize),
+        })
+    }
+
+    /// Streams a body to the volume, computing MD5, BLAKE3 and each of `algorithms`
+    /// (their digests come back in that order).
+    pub(crate) async fn write_blob<S>(
+        &self,
+        body: S,
+        expected: Option<u64>,
+        limit: (u64, LimitReason),
+        algorithms: &[ChecksumAlgorithm],
+    ) -> Result<WrittenBlob>
+    where
+        S: futures::Stream<Item = io::Result<Bytes>> + Send + Unpin,
+    {
+        let hashers = algorithms.iter().map(|algorithm| algorithm.hasher()).collect();
+        let options = WriteOptions { expected, max: Some(limit), hashers };
+        Ok(self.inner.volume.write(body, options).await?)
+    }
+
+    /// Removes a blob whose commit failed (or that was never needed).
+    pub(crate) async fn discard_blob(&self, written: &WrittenBlob) {
+        if let Some(locator) = &written.locator
+            && let Err(err) = self.inner.volume.remove(locator).await
+        {
+            tracing::warn!(%locator, error = %err, "could not remove the blob of a failed upload; fsck will");
+        }
+    }
+
+    /// Writes a file (or folder marker) from a stream: any size, never held in memory
+    /// whole. Quota is checked before reading when the size is announced, enforced while
+    /// streaming when not, and settled atomically at commit.
+    pub async fn put<S>(&self, ctx: &Ctx, path: &NodePath, body: S, mut options: PutOptions) -> Result<Entry>
+    where
+        S: futures::Stream<Item = io::Result<Bytes>> + Send + Unpin,
+    {
+        let grant = self.authorize(&ctx.principal, path, Action::Write)?;
+        if path.is_root() || (options.kind == Kind::Folder && path.depth() < 2) {
+            return Err(Error::Forbidden);
+        }
+        let catalog = &self.inner.catalog;
+        // Cheap early refusals; each is checked again inside the transaction.
+        if options.parents == Parents::CreateImplicit {
+            self.require_bucket(grant, path).await?;
+        }
+        if options.parents == Parents::MustExist {
+            self.check_dav_put_target(grant, path).await?;
+        }
+        if !options.preconditions.is_empty() {
+            let current = catalog.node_by_key(grant.account_id, &path.key(options.kind)).await?;
+            options.preconditions.evaluate(current.as_ref().and_then(current_state), false)?;
+        }
+        let limit = self.write_limit(ctx, options.expected_size).await?;
+        let checksum = options.checksum.take().unwrap_or(ExpectedChecksum::Compute(ChecksumAlgorithm::Crc64Nvme));
+        let written = self.write_blob(body, options.expected_size, limit, &[checksum.algorithm()]).await?;
+        let committed = self.commit_written(ctx, grant, path, &written, options, checksum).await;
+        if committed.is_err() {
+            self.discard_blob(&written).await;
+        }
+        committed
+    }
+
+    async fn commit_written(
+        &self,
+        ctx: &Ctx,
+        grant: Grant,
+        path: &NodePath,
+        written: &WrittenBlob,
+        options: PutOptions,
+        checksum: ExpectedChecksum,
+    ) -> Result<Entry> {
+        if let Some(expected) = options.expected_md5
+            && expected != written.md5
+        {
+            return Err(Error::BadDigest);
+        }
+        let mut attributes = options.attributes;
+        attributes.checksum = Some(checksum.settle(written.digests.first().map(Vec::as_slice).unwrap_or_default())?);
+        let size = i64::try_from(written.size).map_err(|_| Error::TooLarge { limit: i64::MAX as u64 })?;
+        let md5 = hex::encode(written.md5);
+        let blake3 = hex::encode(written.blake3);
+        let mut tx = self.inner.catalog.begin().await?;
+        if !tx.charge_usage(grant.account_id, size).await? {
+            return Err(Error::QuotaExceeded);
+        }
+        let blob_id = match &written.locator {
+            Some(locator) => Some(
+                tx.insert_blob(&NewBlob { locator: locator.to_string(), size, md5: md5.clone(), blake3: blake3.clone() })
+                    .await?,
+            ),
+            None => None,
+        };
+        let content = NewContent { blob_id, size, etag: md5, blake3: Some(blake3), parts_count: None };
+        let meta = VersionMeta {
+            content_type: options.content_type,
+            attributes,
+            modified: options.modified,
+            parents: options.parents,
+        };
+        let (node, _) =
+            self.write_version(&mut tx, ctx, grant, path, options.kind, content, meta, &options.preconditions).await?;
+        tx.insert_audit(&self.audit(ctx, grant, "put", &node.key)).await?;
+        tx.commit().await?;
+        Ok(Entry::from_row(&node))
+    }
+
+    /// Makes `content` the new current version of the node of `kind` at `path`, creating
+    /// the node (and, per `meta.parents`, its folders) when needed. The caller owns the
+    /// transaction, has charged the usage and holds the blob references `content` names.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn write_version(
+        &self,
+        tx: &mut Tx,
+        ctx: &Ctx,
+        grant: Grant,
+        path: &NodePath,
+        kind: Kind,
+        content: NewContent,
+        meta: VersionMeta,
+        preconditions: &Preconditions,
+    ) -> Result<(NodeRow, VersionRow)> {
+        let key = path.key(kind);
+        let parent = self.ensure_parents(tx, grant, path, meta.parents).await?;
+        let existing = tx.node_by_key(grant.account_id, &key).await?;
+        preconditions.evaluate(existing.as_ref().and_then(current_state), false)?;
+        if meta.parents == Parents::MustExist && tx.node_by_key(grant.account_id, &path.folder_key()).await?.is_some() {
+            return Err(Error::Conflict("a folder exists at this path"));
+        }
+        let modified = meta.modified.unwrap_or_else(Timestamp::now).nanos();
+        let node = match existing {
+            Some(node) => {
+                if node.implicit {
+                    // Writing a folder's marker makes the folder explicit.
+                    tx.set_implicit(node.id, false).await?;
+                }
+                node
+            }
+            None => {
+                tx.insert_node(&NewNode {
+                    account_id: grant.account_id,
+                    parent_id: parent.as_ref().map(|p| p.id),
+                    kind: kind.to_catalog(),
+                    name: path.name().unwrap_or_default().to_owned(),
+                    key,
+                    implicit: false,
+                    mtime: modified,
+                })
+                .await?
+            }
+        };
+        let version = tx
+            .insert_version(&NewVersion {
+                node_id: node.id,
+                version_id: new_version_id(),
+                blob_id: content.blob_id,
+                size: content.size,
+                etag: content.etag,
+                blake3: content.blake3,
+                content_type: meta.content_type,
+                attributes: meta.attributes.to_json(),
+                mtime: modified,
+                created_by: Some(ctx.principal.account_id.0),
+                parts_count: content.parts_count,
+            })
+            .await?;
+        let node = tx.set_current_version(node.id, &version).await?;
+        Ok((node, version))
+    }
+
+    /// S3 writes need their bucket (the top-level folder) to exist.
+    pub(crate) async fn require_bucket(&self, grant: Grant, path: &NodePath) -> Result<()> {
+        let bucket = NodePath::from_segments([path.bucket().unwrap_or_default()])?;
+        match self.inner.catalog.node_by_key(grant.account_id, &bucket.folder_key()).await? {
+            Some(_) => Ok(()),
+            None => Err(Error::NotFound(Missing::Bucket)),
+        }
+    }
+
+    /// WebDAV PUT: the parent folder must exist and the name must not be a folder.
+    async fn check_dav_put_target(&self, grant: Grant, path: &NodePath) -> Result<()> {
+        let catalog = &self.inner.catalog;
+        if let Some(parent) = path.parent()
+            && !parent.is_root()
+            && catalog.node_by_key(grant.account_id, &parent.folder_key()).await?.is_none()
+        {
+            return Err(Error::Conflict("the parent folder does not exist"));
+        }
+        if catalog.node_by_key(grant.account_id, &path.folder_key()).await?.is_some() {
+            return Err(Error::Conflict("a folder exists at this path"));
+        }
+        Ok(())
+    }
+
+    /// Finds (or, per `mode`, creates) the folders above `path`; returns the immediate
+    /// parent, `None` at the root.
+    pub(crate) async fn ensure_parents(
+        &self,
+        tx: &mut Tx,
+        grant: Grant,
+        path: &NodePath,
+        mode: Parents,
+    ) -> Result<Option<NodeRow>> {
+        let Some(parent) = path.parent() else {
+            return Ok(None);
+        };
+        if parent.is_root() {
+            return Ok(None);
+        }
+        if let Some(row) = tx
+            .node_by_key(grant.account_id, &parent.folder_key())
+            .await?
+        {
+            return Ok(Some(row));
+        }
+        // Walk up to the nearest existing ancestor, then create downwards.
+        let mut missing = vec![parent.clone()];
+        let mut found: Option<NodeRow> = None;
+        let mut cursor = parent.parent();
+        while let Some(ancestor) = cursor {
+            if ancestor.is_root() {
+                break;
+            }
+            if let Some(row) = tx
+                .node_by_key(grant.account_id, &ancestor.folder_key())
+                .await?
+            {
+                found = Some(row);
+                break;
+            }
+            missing.push(ancestor.clone());
+            cursor = ancestor.parent();
+        }
+        match mode {
+            Parents::MustExist => return Err(Error::Conflict("the parent folder does not exist")),
+            Parents::CreateImplicit if found.is_none() => {
+                return Err(Error::NotFound(Missing::Bucket));
+            }
+            _ => {}
+        }
+        let implicit = mode == Parents::CreateImplicit;
+        let mut parent_row = found;
+        for folder in missing.iter().rev() {
+            let row = tx
+                .insert_node(&NewNode {
+                    account_id: grant.account_id,
+                    parent_id: parent_row.as_ref().map(|p| p.id),
+                    kind: Kind::Folder.to_catalog(),
+                    name: folder.name().unwrap_or_default().to_owned(),
+                    key: folder.folder_key(),
+                    implicit,
+                    mtime: Timestamp::now().nanos(),
+                })
+                .await?;
+            parent_row = Some(row);
+        }
+        Ok(parent_row)
+    }
+
+    /// Creates a folder (WebDAV MKCOL, API, CLI).
+    pub async fn mkdir(&self, ctx: &Ctx, path: &NodePath, options: MkdirOptions) -> Result<Entry> {
+        let grant = self.authorize(&ctx.principal, path, Action::Write)?;
+        if path.is_root() {
+            return if options.exist_ok {
+                Ok(self.root_entry())
+            } else {
+                Err(Error::AlreadyExists)
+            };
+        }
+        let mut tx = self.inner.catalog.begin().await?;
+        let existing = tx.nodes_at_name(grant.account_id, &path.file_key()).await?;
+        if let Some(folder) = existing.iter().find(|row| row.is_folder()) {
+            if folder.implicit {
+                // The folder was there for S3 only; now someone made it on purpose.
+                tx.set_implicit(folder.id, false).await?;
+                tx.insert_audit(&self.audit(ctx, grant, "mkdir", &folder.key))
+                    .await?;
+                tx.commit().await?;
+                let mut entry = Entry::from_row(folder);
+                entry.implicit = false;
+                return Ok(entry);
+            }
+            return if options.exist_ok {
+                Ok(Entry::from_row(folder))
+            } else {
+                Err(Error::AlreadyExists)
+            };
+        }
+        if !existing.is_empty() {
+            // A file has this name: a tree cannot show both.
+            return Err(Error::AlreadyExists);
+        }
+        let mode = if options.parents {
+            Parents::CreateExplicit
+        } else {
+            Parents::MustExist
+        };
+        let parent = self.ensure_parents(&mut tx, grant, path, mode).await?;
+        let row = tx
+            .insert_node(&NewNode {
+                account_id: grant.account_id,
+                parent_id: parent.as_ref().map(|p| p.id),
+                kind: Kind::Folder.to_catalog(),
+                name: path.name().unwrap_or_default().to_owned(),
+                key: path.folder_key(),
+                implicit: false,
+                mtime: Timestamp::now().nanos(),
+            })
+            .await?;
+        tx.insert_audit(&self.audit(ctx, grant, "mkdir", &row.key))
+            .await?;
+        tx.commit().await?;
+        Ok(Entry::from_row(&row))
+    }
+
+    /// Sets a node's modification time (`X-OC-Mtime`, `Win32LastModifiedTime`).
+    pub async fn set_modified(&self, ctx: &Ctx, entry: &Entry, modified: Timestamp) -> Result<()> {
+        let grant = self.authorize(&ctx.principal, &entry.path, Action::Write)?;
+        let mut tx = self.inner.catalog.begin().await?;
+        tx.set_mtime(entry.node_id, modified.nanos()).await?;
+        tx.insert_audit(&self.audit(ctx, grant, "touch", &entry.key()))
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+}
+
+/// The state conditional requests compare against: the current ETag and mtime.
+pub(crate) fn current_state(row: &NodeRow) -> Option<(&str, Timestamp)> {
+    if row.version_row.is_none() && row.is_folder() {
+        return None;
+    }
+    row.etag.as_deref().map(|etag| (etag, Timestamp::from_nanos(row.mtime)))
+}
