@@ -25,9 +25,14 @@ pub fn to_status(err: &Error, request_id: &str) -> (StatusCode, String) {
         Error::Locked => StatusCode::LOCKED,
         Error::QuotaExceeded => StatusCode::INSUFFICIENT_STORAGE,
         Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        Error::IncompleteBody { .. } | Error::BodyFailed(_) | Error::BadDigest => {
-            StatusCode::BAD_REQUEST
-        }
+        Error::IncompleteBody { .. }
+        | Error::BodyFailed(_)
+        | Error::BadDigest
+        | Error::BadChecksum(_)
+        | Error::InvalidPart(_)
+        | Error::InvalidPartOrder
+        | Error::EntityTooSmall => StatusCode::BAD_REQUEST,
+        Error::InvalidPartNumber { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
         Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };

@@ -25,7 +25,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use portico_drive::{
     ByteRange, Ctx, Drive, Entry, EtagCondition, Kind, MkdirOptions, NodePath, Parents,
-    Preconditions, Protocol, PutOptions, RequestId, Timestamp, Transfer,
+    Preconditions, Protocol, PutOptions, ReadRequest, RequestId, Timestamp, Transfer,
 };
 
 pub use error::to_status;
@@ -251,7 +251,7 @@ impl DavService {
         let (status, length, content_range, body) = if with_body {
             let download = match self
                 .drive
-                .open(ctx, path, Kind::File, None, range, &pre)
+                .open(ctx, path, Kind::File, &ReadRequest { range, preconditions: pre, ..Default::default() })
                 .await
             {
                 Err(portico_drive::Error::InvalidRange { size }) => {
@@ -279,7 +279,8 @@ impl DavService {
                 None => (StatusCode::OK, size, None, Some(download.body)),
             }
         } else {
-            let (_, version) = self.drive.head(ctx, path, Kind::File, None, &pre).await?;
+            let request = ReadRequest { preconditions: pre, ..Default::default() };
+            let (_, version) = self.drive.head(ctx, path, Kind::File, &request).await?;
             (StatusCode::OK, version.size, None, None)
         };
         let mut response = match body {

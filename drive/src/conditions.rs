@@ -90,6 +90,17 @@ impl Preconditions {
     }
 }
 
+impl Preconditions {
+    /// The `x-amz-copy-source-if-*` conditions of a copy: the same order as a read, but a
+    /// failing condition of any kind refuses the copy (412), as S3 documents.
+    pub fn evaluate_copy_source(&self, etag: &str, modified: Timestamp) -> Result<()> {
+        match self.evaluate(Some((etag, modified)), true) {
+            Err(Error::NotModified) => Err(Error::PreconditionFailed),
+            other => other,
+        }
+    }
+}
+
 /// A requested byte range, before it is resolved against the object's size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ByteRange {

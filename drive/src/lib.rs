@@ -35,7 +35,7 @@ pub use auth::{
 pub use conditions::{ByteRange, EtagCondition, Preconditions};
 pub use error::{Error, InvalidName, Missing, Result};
 pub use checksum::{Checksum, ChecksumAlgorithm, ChecksumType, ExpectedChecksum};
-pub use multipart::{CompletedPart, MultipartUpload, NewUpload, PartInfo, UploadedPart};
+pub use multipart::{CompletedPart, MultipartUpload, NewUpload, PartInfo, UploadPage, UploadedPart};
 pub use read::{Download, ReadRequest};
 pub use tree::Transfer;
 pub use write::{MkdirOptions, Parents, PutOptions};

@@ -14,7 +14,8 @@ use portico_volume::{LimitReason, WriteOptions, WrittenBlob};
 use crate::checksum::{ChecksumAlgorithm, ExpectedChecksum};
 use crate::conditions::Preconditions;
 use crate::error::{Error, Missing, Result};
-use crate::model::{Ctx, Entry, ObjectAttributes, Timestamp};
+use crate::model::{Ctx, Entry, ObjectAttributes, Timestamp, VersionInfo};
+use crate::read::ReadRequest;
 use crate::names::{Kind, NodePath};
 use crate::{Action, Drive, Grant};
 
@@ -276,6 +277,70 @@ impl Drive {
             .await?;
         let node = tx.set_current_version(node.id, &version).await?;
         Ok((node, version))
+    }
+
+    /// S3 CopyObject: a new version at `target` with the content of a source version —
+    /// sharing its blob or parts, never copying bytes — and either the source's metadata or
+    /// `replace`'s. The source is read under `source_request`'s version and conditions.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn copy_object(
+        &self,
+        ctx: &Ctx,
+        source: &NodePath,
+        source_kind: Kind,
+        source_request: &ReadRequest,
+        target: &NodePath,
+        target_kind: Kind,
+        replace: Option<(Option<String>, ObjectAttributes)>,
+        preconditions: &Preconditions,
+    ) -> Result<(Entry, VersionInfo, VersionInfo)> {
+        let grant = self.authorize(&ctx.principal, target, Action::Write)?;
+        let plain = ReadRequest { version_id: source_request.version_id.clone(), ..ReadRequest::default() };
+        let (source_entry, source_version) = self.head(ctx, source, source_kind, &plain).await?;
+        let modified = if source_version.is_current { source_entry.modified } else { source_version.modified };
+        source_request.preconditions.evaluate_copy_source(&source_version.etag, modified)?;
+        if source == target && source_kind == target_kind && replace.is_none() && source_request.version_id.is_none() {
+            return Err(Error::InvalidInput {
+                field: "x-amz-copy-source",
+                reason: "copying an object onto itself must change its metadata (use the REPLACE directive)".into(),
+            });
+        }
+        if target.depth() < 2 {
+            return Err(Error::invalid_name("an object key is required"));
+        }
+        self.require_bucket(grant, target).await?;
+        let source_row = source_version.row.ok_or_else(|| Error::NotFound(Missing::Node))?;
+        let (content_type, mut attributes) = match replace {
+            Some((content_type, attributes)) => (content_type, attributes),
+            None => (source_version.content_type.clone(), source_version.attributes.clone()),
+        };
+        // The bytes are the same, so is their checksum.
+        attributes.checksum = source_version.attributes.checksum.clone();
+
+        let mut tx = self.inner.catalog.begin().await?;
+        let row = tx.version(source_row).await?.ok_or(Error::NotFound(Missing::Version))?;
+        if !tx.charge_usage(grant.account_id, row.size).await? {
+            return Err(Error::QuotaExceeded);
+        }
+        if let Some(blob) = row.blob_id {
+            tx.add_blob_refs(blob, 1).await?;
+        }
+        let content = NewContent {
+            blob_id: row.blob_id,
+            size: row.size,
+            etag: row.etag.clone(),
+            blake3: row.blake3.clone(),
+            parts_count: row.parts_count,
+        };
+        let meta = VersionMeta { content_type, attributes, modified: None, parents: Parents::CreateImplicit };
+        let (node, version) =
+            self.write_version(&mut tx, ctx, grant, target, target_kind, content, meta, preconditions).await?;
+        if row.parts_count.is_some() {
+            tx.copy_segments(row.id, version.id).await?;
+        }
+        tx.insert_audit(&self.audit(ctx, grant, "copy", &node.key)).await?;
+        tx.commit().await?;
+        Ok((Entry::from_row(&node), VersionInfo::from_row(&version, true), source_version))
     }
 
     /// S3 writes need their bucket (the top-level folder) to exist.

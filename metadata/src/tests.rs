@@ -90,6 +90,7 @@ async fn file_with_blob(
             attributes: "{}".into(),
             mtime: 2,
             created_by: Some(account_id),
+            parts_count: None,
         })
         .await
         .unwrap();

@@ -18,6 +18,10 @@ pub fn to_s3_error(err: Error, request_id: &str) -> S3Error {
             S3ErrorCode::NoSuchVersion,
             "The specified version does not exist.".into(),
         ),
+        Error::NotFound(Missing::Upload) => (
+            S3ErrorCode::NoSuchUpload,
+            "The specified multipart upload does not exist.".into(),
+        ),
         Error::NotFound(Missing::AccessKey) => (
             S3ErrorCode::InvalidAccessKeyId,
             "The access key ID you provided does not exist in our records.".into(),
@@ -72,6 +76,26 @@ pub fn to_s3_error(err: Error, request_id: &str) -> S3Error {
             S3ErrorCode::BadDigest,
             "The Content-MD5 you specified did not match what we received.".into(),
         ),
+        Error::BadChecksum(algorithm) => (
+            S3ErrorCode::BadDigest,
+            format!("The {} you specified did not match the calculated checksum.", algorithm.as_str()),
+        ),
+        Error::InvalidPart(number) => (
+            S3ErrorCode::InvalidPart,
+            format!("One or more of the specified parts could not be found or its ETag did not match (part {number})."),
+        ),
+        Error::InvalidPartOrder => (
+            S3ErrorCode::InvalidPartOrder,
+            "The list of parts was not in ascending order.".into(),
+        ),
+        Error::EntityTooSmall => (
+            S3ErrorCode::EntityTooSmall,
+            "Your proposed upload is smaller than the minimum allowed object size (5 MiB for every part but the last).".into(),
+        ),
+        Error::InvalidPartNumber { parts } => (
+            S3ErrorCode::Custom("InvalidPartNumber".into()),
+            format!("The requested partnumber is not satisfiable (the object has {parts} part(s))."),
+        ),
         Error::TooLarge { limit } => (
             S3ErrorCode::EntityTooLarge,
             format!("Your proposed upload exceeds the maximum allowed size ({limit} bytes)."),
@@ -94,6 +118,7 @@ pub fn to_s3_error(err: Error, request_id: &str) -> S3Error {
     };
     let status = match (&err, code.status_code()) {
         (Error::QuotaExceeded, _) => Some(http::StatusCode::FORBIDDEN),
+        (Error::InvalidPartNumber { .. }, _) => Some(http::StatusCode::RANGE_NOT_SATISFIABLE),
         // Codes s3s knows no status for (custom ones, XAmzContentSHA256Mismatch) are the
         // client's fault.
         (_, None) => Some(http::StatusCode::BAD_REQUEST),
@@ -172,6 +197,12 @@ mod tests {
             (Error::Locked, "AccessDenied", 403),
             (Error::QuotaExceeded, "QuotaExceeded", 403),
             (Error::BadDigest, "BadDigest", 400),
+            (Error::BadChecksum(portico_drive::ChecksumAlgorithm::Crc32), "BadDigest", 400),
+            (Error::InvalidPart(2), "InvalidPart", 400),
+            (Error::InvalidPartOrder, "InvalidPartOrder", 400),
+            (Error::EntityTooSmall, "EntityTooSmall", 400),
+            (Error::InvalidPartNumber { parts: 1 }, "InvalidPartNumber", 416),
+            (Error::NotFound(Missing::Upload), "NoSuchUpload", 404),
             (Error::TooLarge { limit: 1 }, "EntityTooLarge", 400),
             (
                 Error::IncompleteBody {

@@ -7,16 +7,14 @@
 //!
 //! This crate never writes SQL or touches blob files.
 
+mod buckets;
+mod checksums;
 pub mod error;
 mod listing;
+mod multipart;
+mod objects;
 
-use std::io;
-
-use futures::TryStreamExt;
-use portico_drive::{
-    ByteRange, Ctx, Drive, Entry, EtagCondition, Kind, NodePath, ObjectAttributes, Parents,
-    Preconditions, Protocol, PutOptions, RequestId, Timestamp, VersionInfo,
-};
+use portico_drive::{ByteRange, Ctx, Drive, EtagCondition, Kind, NodePath, Preconditions, Protocol, RequestId, Timestamp};
 use s3s::dto::*;
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
@@ -230,119 +228,32 @@ fn content_md5(ctx: &Ctx, value: Option<&str>) -> S3Result<Option<[u8; 16]>> {
     bytes.try_into().map(Some).map_err(|_| invalid())
 }
 
-/// What GET and HEAD share: the headers describing one version.
-struct Described {
-    e_tag: Option<ETag>,
-    last_modified: Option<s3s::dto::Timestamp>,
-    content_type: Option<String>,
-    metadata: Option<Metadata>,
-    cache_control: Option<String>,
-    content_disposition: Option<String>,
-    content_encoding: Option<String>,
-    content_language: Option<String>,
-    expires: Option<s3s::dto::Timestamp>,
-    version_id: Option<String>,
-}
-
-fn describe(entry: &Entry, version: &VersionInfo) -> Described {
-    let ObjectAttributes {
-        user_metadata,
-        content_encoding,
-        content_disposition,
-        content_language,
-        cache_control,
-        expires,
-    } = version.attributes.clone();
-    let modified = if version.is_current {
-        entry.modified
-    } else {
-        version.modified
-    };
-    Described {
-        e_tag: Some(s3_etag(&version.etag)),
-        last_modified: Some(s3_time(modified)),
-        content_type: Some(
-            version
-                .content_type
-                .clone()
-                .unwrap_or_else(|| "binary/octet-stream".into()),
-        ),
-        metadata: (!user_metadata.is_empty()).then(|| user_metadata.into_iter().collect()),
-        cache_control,
-        content_disposition,
-        content_encoding,
-        content_language,
-        expires: expires.as_deref().and_then(http_date),
-        version_id: (!version.version_id.is_empty()).then(|| version.version_id.clone()),
-    }
+/// An `InvalidArgument` naming the field and why.
+fn fail_invalid(ctx: &Ctx, field: &'static str, reason: &str) -> S3Error {
+    to_s3_error(portico_drive::Error::InvalidInput { field, reason: reason.to_owned() }, &ctx.request_id)
 }
 
 fn owner(ctx: &Ctx) -> Owner {
-    Owner {
-        display_name: Some(ctx.principal.name.clone()),
-        id: Some(ctx.principal.owner_id.clone()),
-    }
+    Owner { display_name: Some(ctx.principal.name.clone()), id: Some(ctx.principal.owner_id.clone()) }
 }
 
+/// Delegates every operation Portico offers to its module; the rest keep s3s's
+/// `NotImplemented` answer.
 #[async_trait::async_trait]
 impl S3 for PorticoS3 {
-    async fn list_buckets(
-        &self,
-        req: S3Request<ListBucketsInput>,
-    ) -> S3Result<S3Response<ListBucketsOutput>> {
+    async fn list_buckets(&self, req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
         let ctx = self.ctx(&req).await?;
-        let prefix = req.input.prefix.clone().unwrap_or_default();
-        let buckets = self.drive.list_buckets(&ctx).await.map_err(fail(&ctx))?;
-        let buckets = buckets
-            .into_iter()
-            .filter_map(|entry| {
-                let name = entry.path.name()?.to_owned();
-                name.starts_with(&prefix).then(|| Bucket {
-                    name: Some(name),
-                    creation_date: Some(s3_time(entry.created)),
-                    bucket_region: None,
-                })
-            })
-            .collect();
-        Ok(S3Response::new(ListBucketsOutput {
-            buckets: Some(buckets),
-            owner: Some(owner(&ctx)),
-            prefix: req.input.prefix,
-            continuation_token: None,
-        }))
+        buckets::list_buckets(&self.drive, &ctx, req.input).await.map(S3Response::new)
     }
 
-    async fn create_bucket(
-        &self,
-        req: S3Request<CreateBucketInput>,
-    ) -> S3Result<S3Response<CreateBucketOutput>> {
+    async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
         let ctx = self.ctx(&req).await?;
-        let bucket = req.input.bucket;
-        match self.drive.create_bucket(&ctx, &bucket).await {
-            Ok(_) => Ok(S3Response::new(CreateBucketOutput {
-                location: Some(format!("/{bucket}")),
-            })),
-            Err(portico_drive::Error::InvalidName(why)) => {
-                let mut err = S3Error::with_message(
-                    S3ErrorCode::InvalidBucketName,
-                    format!("The specified bucket is not valid: {why}."),
-                );
-                err.set_request_id(&ctx.request_id);
-                Err(err)
-            }
-            Err(err) => Err(to_s3_error(err, &ctx.request_id)),
-        }
+        buckets::create_bucket(&self.drive, &ctx, req.input).await.map(S3Response::new)
     }
 
-    async fn head_bucket(
-        &self,
-        req: S3Request<HeadBucketInput>,
-    ) -> S3Result<S3Response<HeadBucketOutput>> {
+    async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
         let ctx = self.ctx(&req).await?;
-        self.drive
-            .bucket(&ctx, &req.input.bucket)
-            .await
-            .map_err(fail(&ctx))?;
+        self.drive.bucket(&ctx, &req.input.bucket).await.map_err(fail(&ctx))?;
         Ok(S3Response::new(HeadBucketOutput::default()))
     }
 
@@ -351,275 +262,101 @@ impl S3 for PorticoS3 {
         req: S3Request<GetBucketLocationInput>,
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
         let ctx = self.ctx(&req).await?;
-        self.drive
-            .bucket(&ctx, &req.input.bucket)
-            .await
-            .map_err(fail(&ctx))?;
+        self.drive.bucket(&ctx, &req.input.bucket).await.map_err(fail(&ctx))?;
         // The default region (us-east-1) is reported as an empty constraint, as AWS does.
-        Ok(S3Response::new(GetBucketLocationOutput {
-            location_constraint: None,
-        }))
+        Ok(S3Response::new(GetBucketLocationOutput { location_constraint: None }))
     }
 
-    async fn delete_bucket(
-        &self,
-        req: S3Request<DeleteBucketInput>,
-    ) -> S3Result<S3Response<DeleteBucketOutput>> {
+    async fn delete_bucket(&self, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
         let ctx = self.ctx(&req).await?;
-        self.drive
-            .delete_bucket(&ctx, &req.input.bucket)
-            .await
-            .map_err(fail(&ctx))?;
+        self.drive.delete_bucket(&ctx, &req.input.bucket).await.map_err(fail(&ctx))?;
         Ok(S3Response::new(DeleteBucketOutput::default()))
     }
 
-    async fn put_object(
-        &self,
-        req: S3Request<PutObjectInput>,
-    ) -> S3Result<S3Response<PutObjectOutput>> {
+    async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
         let ctx = self.ctx(&req).await?;
-        let input = req.input;
-        let (path, kind) = object_path(&ctx, &input.bucket, &input.key)?;
-        let mut options = PutOptions::new(kind, Parents::CreateImplicit);
-        options.expected_size = input.content_length.and_then(|n| u64::try_from(n).ok());
-        options.content_type = input.content_type;
-        options.expected_md5 = content_md5(&ctx, input.content_md5.as_deref())?;
-        options.preconditions = preconditions(input.if_match, input.if_none_match, None, None);
-        options.attributes = ObjectAttributes {
-            user_metadata: input.metadata.unwrap_or_default().into_iter().collect(),
-            content_encoding: input.content_encoding,
-            content_disposition: input.content_disposition,
-            content_language: input.content_language,
-            cache_control: input.cache_control,
-            expires: input
-                .expires
-                .map(|t| httpdate::fmt_http_date(time::OffsetDateTime::from(t).into())),
-        };
-        let entry = match input.body {
-            Some(body) => {
-                let body = body.map_err(io::Error::other);
-                self.drive.put(&ctx, &path, body, options).await
-            }
-            None => {
-                self.drive
-                    .put(&ctx, &path, futures::stream::empty(), options)
-                    .await
-            }
-        }
-        .map_err(fail(&ctx))?;
-        let version = self
-            .drive
-            .head(&ctx, &path, kind, None, &Preconditions::default())
-            .await
-            .map_err(fail(&ctx))?
-            .1;
-        Ok(S3Response::new(PutObjectOutput {
-            e_tag: entry.etag.as_deref().map(s3_etag),
-            version_id: Some(version.version_id),
-            ..Default::default()
-        }))
+        objects::put_object(&self.drive, &ctx, req).await.map(S3Response::new)
     }
 
-    async fn get_object(
-        &self,
-        req: S3Request<GetObjectInput>,
-    ) -> S3Result<S3Response<GetObjectOutput>> {
+    async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
         let ctx = self.ctx(&req).await?;
-        let input = req.input;
-        let (path, kind) = object_path(&ctx, &input.bucket, &input.key)?;
-        if input.part_number.is_some() {
-            return Err(to_s3_error(
-                portico_drive::Error::InvalidInput {
-                    field: "partNumber",
-                    reason: "not supported yet".into(),
-                },
-                &ctx.request_id,
-            ));
-        }
-        let pre = preconditions(
-            input.if_match,
-            input.if_none_match,
-            input.if_modified_since,
-            input.if_unmodified_since,
-        );
-        let download = self
-            .drive
-            .open(
-                &ctx,
-                &path,
-                kind,
-                input.version_id.as_deref(),
-                byte_range(input.range),
-                &pre,
-            )
-            .await
-            .map_err(fail(&ctx))?;
-        let size = download.version.size;
-        let (content_length, content_range) = match &download.range {
-            Some(range) => (
-                range.end - range.start,
-                Some(format!("bytes {}-{}/{size}", range.start, range.end - 1)),
-            ),
-            None => (size, None),
-        };
-        let described = describe(&download.entry, &download.version);
-        Ok(S3Response::new(GetObjectOutput {
-            body: Some(StreamingBlob::wrap(download.body)),
-            content_length: Some(i64::try_from(content_length).unwrap_or(i64::MAX)),
-            content_range,
-            accept_ranges: Some("bytes".into()),
-            e_tag: described.e_tag,
-            last_modified: described.last_modified,
-            content_type: described.content_type,
-            metadata: described.metadata,
-            cache_control: described.cache_control,
-            content_disposition: described.content_disposition,
-            content_encoding: described.content_encoding,
-            content_language: described.content_language,
-            expires: described.expires,
-            version_id: described.version_id,
-            ..Default::default()
-        }))
+        objects::get_object(&self.drive, &ctx, req.input).await.map(S3Response::new)
     }
 
-    async fn head_object(
-        &self,
-        req: S3Request<HeadObjectInput>,
-    ) -> S3Result<S3Response<HeadObjectOutput>> {
+    async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
         let ctx = self.ctx(&req).await?;
-        let input = req.input;
-        let (path, kind) = object_path(&ctx, &input.bucket, &input.key)?;
-        let pre = preconditions(
-            input.if_match,
-            input.if_none_match,
-            input.if_modified_since,
-            input.if_unmodified_since,
-        );
-        let (entry, version) = self
-            .drive
-            .head(&ctx, &path, kind, input.version_id.as_deref(), &pre)
-            .await
-            .map_err(fail(&ctx))?;
-        let (content_length, content_range) = match byte_range(input.range) {
-            Some(range) => {
-                let range = range.resolve(version.size).map_err(fail(&ctx))?;
-                (
-                    range.end - range.start,
-                    Some(format!(
-                        "bytes {}-{}/{}",
-                        range.start,
-                        range.end - 1,
-                        version.size
-                    )),
-                )
-            }
-            None => (version.size, None),
-        };
-        let described = describe(&entry, &version);
-        Ok(S3Response::new(HeadObjectOutput {
-            content_length: Some(i64::try_from(content_length).unwrap_or(i64::MAX)),
-            content_range,
-            accept_ranges: Some("bytes".into()),
-            e_tag: described.e_tag,
-            last_modified: described.last_modified,
-            content_type: described.content_type,
-            metadata: described.metadata,
-            cache_control: described.cache_control,
-            content_disposition: described.content_disposition,
-            content_encoding: described.content_encoding,
-            content_language: described.content_language,
-            expires: described.expires,
-            version_id: described.version_id,
-            ..Default::default()
-        }))
+        objects::head_object(&self.drive, &ctx, req.input).await.map(S3Response::new)
     }
 
-    async fn delete_object(
-        &self,
-        req: S3Request<DeleteObjectInput>,
-    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+    async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
         let ctx = self.ctx(&req).await?;
-        let (path, kind) = object_path(&ctx, &req.input.bucket, &req.input.key)?;
-        if req.input.version_id.is_some() {
-            return Err(to_s3_error(
-                portico_drive::Error::InvalidInput {
-                    field: "versionId",
-                    reason: "deleting one version comes with S3 versioning".into(),
-                },
-                &ctx.request_id,
-            ));
-        }
-        self.drive
-            .delete_object(&ctx, &path, kind)
-            .await
-            .map_err(fail(&ctx))?;
-        Ok(S3Response::new(DeleteObjectOutput::default()))
+        objects::copy_object(&self.drive, &ctx, req.input).await.map(S3Response::new)
     }
 
-    async fn delete_objects(
-        &self,
-        req: S3Request<DeleteObjectsInput>,
-    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+    async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
         let ctx = self.ctx(&req).await?;
-        self.drive
-            .bucket(&ctx, &req.input.bucket)
-            .await
-            .map_err(fail(&ctx))?;
-        let quiet = req.input.delete.quiet.unwrap_or(false);
-        let mut deleted = Vec::new();
-        let mut errors = Vec::new();
-        for object in req.input.delete.objects {
-            let outcome = match NodePath::from_s3(&req.input.bucket, &object.key) {
-                Ok((path, is_folder)) => {
-                    let kind = if is_folder { Kind::Folder } else { Kind::File };
-                    self.drive
-                        .delete_object(&ctx, &path, kind)
-                        .await
-                        .map(|_| ())
-                }
-                Err(err) => Err(err),
-            };
-            match outcome {
-                Ok(()) if quiet => {}
-                Ok(()) => deleted.push(DeletedObject {
-                    key: Some(object.key),
-                    ..Default::default()
-                }),
-                Err(err) => {
-                    let mapped = to_s3_error(err, &ctx.request_id);
-                    errors.push(s3s::dto::Error {
-                        code: Some(mapped.code().as_str().to_owned()),
-                        key: Some(object.key),
-                        message: mapped.message().map(str::to_owned),
-                        version_id: None,
-                    });
-                }
-            }
-        }
-        Ok(S3Response::new(DeleteObjectsOutput {
-            deleted: Some(deleted),
-            errors: Some(errors),
-            request_charged: None,
-        }))
+        objects::delete_object(&self.drive, &ctx, req.input).await.map(S3Response::new)
     }
 
-    async fn list_objects(
-        &self,
-        req: S3Request<ListObjectsInput>,
-    ) -> S3Result<S3Response<ListObjectsOutput>> {
+    async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
         let ctx = self.ctx(&req).await?;
-        listing::list_objects_v1(&self.drive, &ctx, req.input)
-            .await
-            .map(S3Response::new)
+        objects::delete_objects(&self.drive, &ctx, req.input).await.map(S3Response::new)
     }
 
-    async fn list_objects_v2(
-        &self,
-        req: S3Request<ListObjectsV2Input>,
-    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+    async fn list_objects(&self, req: S3Request<ListObjectsInput>) -> S3Result<S3Response<ListObjectsOutput>> {
         let ctx = self.ctx(&req).await?;
-        listing::list_objects_v2(&self.drive, &ctx, req.input)
-            .await
-            .map(S3Response::new)
+        listing::list_objects_v1(&self.drive, &ctx, req.input).await.map(S3Response::new)
+    }
+
+    async fn list_objects_v2(&self, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
+        let ctx = self.ctx(&req).await?;
+        listing::list_objects_v2(&self.drive, &ctx, req.input).await.map(S3Response::new)
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        let ctx = self.ctx(&req).await?;
+        multipart::create(&self.drive, &ctx, req.input).await.map(S3Response::new)
+    }
+
+    async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
+        let ctx = self.ctx(&req).await?;
+        multipart::upload_part(&self.drive, &ctx, req).await.map(S3Response::new)
+    }
+
+    async fn upload_part_copy(&self, req: S3Request<UploadPartCopyInput>) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        let ctx = self.ctx(&req).await?;
+        multipart::upload_part_copy(&self.drive, &ctx, req.input).await.map(S3Response::new)
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        let ctx = self.ctx(&req).await?;
+        multipart::complete(&self.drive, &ctx, req.input).await.map(S3Response::new)
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        let ctx = self.ctx(&req).await?;
+        multipart::abort(&self.drive, &ctx, req.input).await.map(S3Response::new)
+    }
+
+    async fn list_parts(&self, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
+        let ctx = self.ctx(&req).await?;
+        multipart::list_parts(&self.drive, &ctx, req.input).await.map(S3Response::new)
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        let ctx = self.ctx(&req).await?;
+        multipart::list_uploads(&self.drive, &ctx, req.input).await.map(S3Response::new)
     }
 }
