@@ -251,7 +251,16 @@ impl DavService {
         let (status, length, content_range, body) = if with_body {
             let download = match self
                 .drive
-                .open(ctx, path, Kind::File, &ReadRequest { range, preconditions: pre, ..Default::default() })
+                .open(
+                    ctx,
+                    path,
+                    Kind::File,
+                    &ReadRequest {
+                        range,
+                        preconditions: pre,
+                        ..Default::default()
+                    },
+                )
                 .await
             {
                 Err(portico_drive::Error::InvalidRange { size }) => {
@@ -279,7 +288,10 @@ impl DavService {
                 None => (StatusCode::OK, size, None, Some(download.body)),
             }
         } else {
-            let request = ReadRequest { preconditions: pre, ..Default::default() };
+            let request = ReadRequest {
+                preconditions: pre,
+                ..Default::default()
+            };
             let (_, version) = self.drive.head(ctx, path, Kind::File, &request).await?;
             (StatusCode::OK, version.size, None, None)
         };

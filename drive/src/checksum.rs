@@ -81,7 +81,9 @@ impl ChecksumAlgorithm {
     }
 
     pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|a| a.as_str().eq_ignore_ascii_case(name))
+        Self::ALL
+            .into_iter()
+            .find(|a| a.as_str().eq_ignore_ascii_case(name))
     }
 
     fn digest_len(self) -> usize {
@@ -110,7 +112,10 @@ impl ChecksumAlgorithm {
     /// A hasher the volume feeds while writing.
     pub(crate) fn hasher(self) -> Box<dyn portico_volume::Hasher> {
         match self.crc() {
-            Some(crc) => Box::new(CrcHasher { digest: crc_fast::Digest::new(crc), width: self.digest_len() }),
+            Some(crc) => Box::new(CrcHasher {
+                digest: crc_fast::Digest::new(crc),
+                width: self.digest_len(),
+            }),
             None if self == ChecksumAlgorithm::Sha1 => Box::new(ShaHasher(sha1::Sha1::default())),
             None => Box::new(ShaHasher(sha2::Sha256::default())),
         }
@@ -118,7 +123,9 @@ impl ChecksumAlgorithm {
 
     /// Checks that `value` is base64 of a digest of the right length.
     pub fn decode(self, value: &str) -> Result<Vec<u8>> {
-        let bytes = base64::engine::general_purpose::STANDARD.decode(value.trim()).map_err(|_| invalid(self))?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(value.trim())
+            .map_err(|_| invalid(self))?;
         if bytes.len() != self.digest_len() {
             return Err(invalid(self));
         }
@@ -144,7 +151,9 @@ impl ChecksumAlgorithm {
         let width = self.digest_len();
         let mut combined: Option<u64> = None;
         for (digest, length) in parts {
-            let value = digest.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+            let value = digest
+                .iter()
+                .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
             combined = Some(match combined {
                 None => value,
                 Some(previous) => crc_fast::checksum_combine(crc, previous, value, *length),
@@ -158,7 +167,10 @@ impl ChecksumAlgorithm {
 fn invalid(algorithm: ChecksumAlgorithm) -> Error {
     Error::InvalidInput {
         field: "checksum",
-        reason: format!("the {} checksum is not a valid base64 digest", algorithm.as_str()),
+        reason: format!(
+            "the {} checksum is not a valid base64 digest",
+            algorithm.as_str()
+        ),
     }
 }
 
@@ -195,7 +207,10 @@ pub enum ExpectedChecksum {
     /// Compute this algorithm; the client sent no value (store what we computed).
     Compute(ChecksumAlgorithm),
     Value(ChecksumAlgorithm, String),
-    Trailer(ChecksumAlgorithm, Box<dyn FnOnce() -> Option<String> + Send>),
+    Trailer(
+        ChecksumAlgorithm,
+        Box<dyn FnOnce() -> Option<String> + Send>,
+    ),
 }
 
 impl std::fmt::Debug for ExpectedChecksum {
@@ -211,7 +226,9 @@ impl std::fmt::Debug for ExpectedChecksum {
 impl ExpectedChecksum {
     pub fn algorithm(&self) -> ChecksumAlgorithm {
         match self {
-            ExpectedChecksum::Compute(a) | ExpectedChecksum::Value(a, _) | ExpectedChecksum::Trailer(a, _) => *a,
+            ExpectedChecksum::Compute(a)
+            | ExpectedChecksum::Value(a, _)
+            | ExpectedChecksum::Trailer(a, _) => *a,
         }
     }
 
@@ -221,17 +238,26 @@ impl ExpectedChecksum {
         let expected = match self {
             ExpectedChecksum::Compute(_) => None,
             ExpectedChecksum::Value(_, value) => Some(value),
-            ExpectedChecksum::Trailer(_, read) => Some(read().ok_or_else(|| Error::InvalidInput {
-                field: "checksum",
-                reason: format!("the announced x-amz-checksum-{} trailer is missing", algorithm.as_str().to_lowercase()),
-            })?),
+            ExpectedChecksum::Trailer(_, read) => {
+                Some(read().ok_or_else(|| Error::InvalidInput {
+                    field: "checksum",
+                    reason: format!(
+                        "the announced x-amz-checksum-{} trailer is missing",
+                        algorithm.as_str().to_lowercase()
+                    ),
+                })?)
+            }
         };
         if let Some(expected) = expected
             && algorithm.decode(&expected)? != computed
         {
             return Err(Error::BadChecksum(algorithm));
         }
-        Ok(Checksum { algorithm, value: ChecksumAlgorithm::encode(computed), kind: ChecksumType::FullObject })
+        Ok(Checksum {
+            algorithm,
+            value: ChecksumAlgorithm::encode(computed),
+            kind: ChecksumType::FullObject,
+        })
     }
 }
 
@@ -252,18 +278,31 @@ mod tests {
             (ChecksumAlgorithm::Crc32, "cbf43926"),
             (ChecksumAlgorithm::Crc32c, "e3069283"),
             (ChecksumAlgorithm::Crc64Nvme, "ae8b14860a799888"),
-            (ChecksumAlgorithm::Sha1, "f7c3bc1d808e04732adf679965ccc34ca7ae3441"),
+            (
+                ChecksumAlgorithm::Sha1,
+                "f7c3bc1d808e04732adf679965ccc34ca7ae3441",
+            ),
         ] {
-            assert_eq!(hex::encode(digest(algorithm, b"123456789")), expected_hex, "{algorithm:?}");
+            assert_eq!(
+                hex::encode(digest(algorithm, b"123456789")),
+                expected_hex,
+                "{algorithm:?}"
+            );
         }
     }
 
     #[test]
     fn full_object_crcs_combine_from_parts() {
         let data = b"the quick brown fox jumps over the lazy dog, twice over";
-        for algorithm in [ChecksumAlgorithm::Crc32, ChecksumAlgorithm::Crc32c, ChecksumAlgorithm::Crc64Nvme] {
-            let parts: Vec<(Vec<u8>, u64)> =
-                data.chunks(17).map(|chunk| (digest(algorithm, chunk), chunk.len() as u64)).collect();
+        for algorithm in [
+            ChecksumAlgorithm::Crc32,
+            ChecksumAlgorithm::Crc32c,
+            ChecksumAlgorithm::Crc64Nvme,
+        ] {
+            let parts: Vec<(Vec<u8>, u64)> = data
+                .chunks(17)
+                .map(|chunk| (digest(algorithm, chunk), chunk.len() as u64))
+                .collect();
             let whole = ChecksumAlgorithm::encode(&digest(algorithm, data));
             assert_eq!(algorithm.combine(&parts).unwrap(), whole, "{algorithm:?}");
         }
@@ -272,9 +311,15 @@ mod tests {
 
     #[test]
     fn composite_checksums_hash_the_part_digests() {
-        let parts = vec![digest(ChecksumAlgorithm::Sha256, b"a"), digest(ChecksumAlgorithm::Sha256, b"b")];
+        let parts = vec![
+            digest(ChecksumAlgorithm::Sha256, b"a"),
+            digest(ChecksumAlgorithm::Sha256, b"b"),
+        ];
         let joined: Vec<u8> = parts.concat();
-        let expected = format!("{}-2", ChecksumAlgorithm::encode(&digest(ChecksumAlgorithm::Sha256, &joined)));
+        let expected = format!(
+            "{}-2",
+            ChecksumAlgorithm::encode(&digest(ChecksumAlgorithm::Sha256, &joined))
+        );
         assert_eq!(ChecksumAlgorithm::Sha256.composite(&parts), expected);
     }
 
@@ -282,15 +327,25 @@ mod tests {
     fn expected_values_are_verified() {
         let computed = digest(ChecksumAlgorithm::Crc32, b"hello");
         let good = ChecksumAlgorithm::encode(&computed);
-        let ok = ExpectedChecksum::Value(ChecksumAlgorithm::Crc32, good.clone()).settle(&computed).unwrap();
+        let ok = ExpectedChecksum::Value(ChecksumAlgorithm::Crc32, good.clone())
+            .settle(&computed)
+            .unwrap();
         assert_eq!(ok.value, good);
-        let bad = ExpectedChecksum::Value(ChecksumAlgorithm::Crc32, "AAAAAA==".into()).settle(&computed);
-        assert!(matches!(bad, Err(Error::BadChecksum(ChecksumAlgorithm::Crc32))));
-        let malformed = ExpectedChecksum::Value(ChecksumAlgorithm::Crc32, "not base64!".into()).settle(&computed);
+        let bad =
+            ExpectedChecksum::Value(ChecksumAlgorithm::Crc32, "AAAAAA==".into()).settle(&computed);
+        assert!(matches!(
+            bad,
+            Err(Error::BadChecksum(ChecksumAlgorithm::Crc32))
+        ));
+        let malformed = ExpectedChecksum::Value(ChecksumAlgorithm::Crc32, "not base64!".into())
+            .settle(&computed);
         assert!(matches!(malformed, Err(Error::InvalidInput { .. })));
-        let trailer = ExpectedChecksum::Trailer(ChecksumAlgorithm::Crc32, Box::new(move || Some(good))).settle(&computed);
+        let trailer =
+            ExpectedChecksum::Trailer(ChecksumAlgorithm::Crc32, Box::new(move || Some(good)))
+                .settle(&computed);
         assert!(trailer.is_ok());
-        let missing = ExpectedChecksum::Trailer(ChecksumAlgorithm::Crc32, Box::new(|| None)).settle(&computed);
+        let missing = ExpectedChecksum::Trailer(ChecksumAlgorithm::Crc32, Box::new(|| None))
+            .settle(&computed);
         assert!(matches!(missing, Err(Error::InvalidInput { .. })));
     }
 }

@@ -10,9 +10,9 @@
 //! itself: rows go through `portico-metadata`, bytes through `portico-volume`.
 
 mod auth;
+mod checksum;
 mod conditions;
 mod error;
-mod checksum;
 mod fsck;
 mod listing;
 mod model;
@@ -32,18 +32,17 @@ pub use auth::{
     AccessKeyInfo, AccountInfo, NewAccessKey, NewAccountRequest, ServerKey, generate_password,
     validate_account_name,
 };
+pub use checksum::{Checksum, ChecksumAlgorithm, ChecksumType, ExpectedChecksum};
 pub use conditions::{ByteRange, EtagCondition, Preconditions};
 pub use error::{Error, InvalidName, Missing, Result};
-pub use checksum::{Checksum, ChecksumAlgorithm, ChecksumType, ExpectedChecksum};
-pub use multipart::{CompletedPart, MultipartUpload, NewUpload, PartInfo, UploadPage, UploadedPart};
-pub use read::{Download, ReadRequest};
-pub use tree::Transfer;
-pub use write::{MkdirOptions, Parents, PutOptions};
 pub use fsck::FsckReport;
 pub use listing::{ListPage, ListRequest};
 pub use model::{
     AccountId, Ctx, EMPTY_ETAG, Entry, ObjectAttributes, Principal, Protocol, RequestId, Timestamp,
     TrashEntry, Usage, VersionInfo,
+};
+pub use multipart::{
+    CompletedPart, MultipartUpload, NewUpload, PartInfo, UploadPage, UploadedPart,
 };
 pub use names::{
     Kind, MAX_KEY_BYTES, NodePath, RESERVED_BUCKET_NAMES, is_valid_bucket_name,
@@ -51,6 +50,9 @@ pub use names::{
 };
 pub use portico_metadata::{BackendKind, ConnectOptions, redact_url as redact_database_url};
 pub use portico_volume::BlobStream;
+pub use read::{Download, ReadRequest};
+pub use tree::Transfer;
+pub use write::{MkdirOptions, Parents, PutOptions};
 
 /// Limits and behaviour the drive enforces.
 #[derive(Debug, Clone)]

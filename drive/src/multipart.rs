@@ -97,17 +97,24 @@ fn no_such_upload() -> Error {
 }
 
 fn upload_meta(row: &UploadRow) -> Result<UploadMeta> {
-    serde_json::from_str(&row.attributes).map_err(|err| Error::internal(format!("corrupt upload attributes: {err}")))
+    serde_json::from_str(&row.attributes)
+        .map_err(|err| Error::internal(format!("corrupt upload attributes: {err}")))
 }
 
 fn public_upload(row: &UploadRow, meta: &UploadMeta) -> MultipartUpload {
     MultipartUpload {
         upload_id: row.upload_id.clone(),
         path: NodePath::from_key(&row.key),
-        kind: if meta.folder { Kind::Folder } else { Kind::File },
+        kind: if meta.folder {
+            Kind::Folder
+        } else {
+            Kind::File
+        },
         initiated: Timestamp::from_nanos(row.created_at),
         initiator_id: row.initiated_by,
-        checksum: meta.client_algorithm.then_some((meta.algorithm, meta.checksum_type)),
+        checksum: meta
+            .client_algorithm
+            .then_some((meta.algorithm, meta.checksum_type)),
     }
 }
 
@@ -116,7 +123,9 @@ fn part_checksums(row: &PartRow) -> Vec<Checksum> {
 }
 
 fn part_checksum(row: &PartRow, algorithm: ChecksumAlgorithm) -> Option<Checksum> {
-    part_checksums(row).into_iter().find(|c| c.algorithm == algorithm)
+    part_checksums(row)
+        .into_iter()
+        .find(|c| c.algorithm == algorithm)
 }
 
 fn public_part(row: &PartRow) -> UploadedPart {
@@ -133,17 +142,34 @@ fn check_part_number(part_number: u32) -> Result<()> {
     if (1..=MAX_PART_NUMBER).contains(&part_number) {
         Ok(())
     } else {
-        Err(Error::InvalidInput { field: "partNumber", reason: format!("must be between 1 and {MAX_PART_NUMBER}") })
+        Err(Error::InvalidInput {
+            field: "partNumber",
+            reason: format!("must be between 1 and {MAX_PART_NUMBER}"),
+        })
     }
 }
 
 impl Drive {
     /// The upload `upload_id` for the object at `path`, checked to belong to this account
     /// and key.
-    async fn upload_at(&self, grant: Grant, path: &NodePath, upload_id: &str) -> Result<(UploadRow, UploadMeta)> {
-        let row = self.inner.catalog.upload(upload_id).await?.ok_or_else(no_such_upload)?;
+    async fn upload_at(
+        &self,
+        grant: Grant,
+        path: &NodePath,
+        upload_id: &str,
+    ) -> Result<(UploadRow, UploadMeta)> {
+        let row = self
+            .inner
+            .catalog
+            .upload(upload_id)
+            .await?
+            .ok_or_else(no_such_upload)?;
         let meta = upload_meta(&row)?;
-        let kind = if meta.folder { Kind::Folder } else { Kind::File };
+        let kind = if meta.folder {
+            Kind::Folder
+        } else {
+            Kind::File
+        };
         if row.account_id != grant.account_id || row.key != path.key(kind) {
             return Err(no_such_upload());
         }
@@ -151,7 +177,12 @@ impl Drive {
     }
 
     /// Starts a multipart upload (S3 CreateMultipartUpload).
-    pub async fn create_upload(&self, ctx: &Ctx, path: &NodePath, upload: NewUpload) -> Result<MultipartUpload> {
+    pub async fn create_upload(
+        &self,
+        ctx: &Ctx,
+        path: &NodePath,
+        upload: NewUpload,
+    ) -> Result<MultipartUpload> {
         let grant = self.authorize(&ctx.principal, path, Action::Write)?;
         if path.depth() < 2 {
             return Err(Error::invalid_name("an object key is required"));
@@ -178,7 +209,11 @@ impl Drive {
                 }
                 (algorithm, true, kind)
             }
-            None => (ChecksumAlgorithm::Crc64Nvme, false, ChecksumType::FullObject),
+            None => (
+                ChecksumAlgorithm::Crc64Nvme,
+                false,
+                ChecksumType::FullObject,
+            ),
         };
         let meta = UploadMeta {
             folder: upload.kind == Kind::Folder,
@@ -192,13 +227,15 @@ impl Drive {
             upload_id: uuid::Uuid::now_v7().simple().to_string(),
             account_id: grant.account_id,
             key: path.key(upload.kind),
-            attributes: serde_json::to_string(&meta).map_err(|err| Error::internal(err.to_string()))?,
+            attributes: serde_json::to_string(&meta)
+                .map_err(|err| Error::internal(err.to_string()))?,
             initiated_by: Some(ctx.principal.account_id.0),
             created_at: Timestamp::now().nanos(),
         };
         let mut tx = self.inner.catalog.begin().await?;
         tx.insert_upload(&row).await?;
-        tx.insert_audit(&self.audit(ctx, grant, "multipart.create", &row.key)).await?;
+        tx.insert_audit(&self.audit(ctx, grant, "multipart.create", &row.key))
+            .await?;
         tx.commit().await?;
         Ok(public_upload(&row, &meta))
     }
@@ -229,7 +266,11 @@ impl Drive {
             if meta.client_algorithm {
                 return Err(Error::InvalidInput {
                     field: "checksum",
-                    reason: format!("this upload uses {}, not {}", meta.algorithm.as_str(), given.algorithm().as_str()),
+                    reason: format!(
+                        "this upload uses {}, not {}",
+                        meta.algorithm.as_str(),
+                        given.algorithm().as_str()
+                    ),
                 });
             }
             // No algorithm was declared: keep the upload's own for the object checksum and
@@ -237,9 +278,21 @@ impl Drive {
             algorithms.push(given.algorithm());
         }
         let limit = self.write_limit(ctx, expected_size).await?;
-        let written = self.write_blob(body, expected_size, limit, &algorithms).await?;
+        let written = self
+            .write_blob(body, expected_size, limit, &algorithms)
+            .await?;
         let stored = self
-            .commit_part(ctx, grant, path, upload_id, part_number, &written, expected_md5, meta.algorithm, checksum)
+            .commit_part(
+                ctx,
+                grant,
+                path,
+                upload_id,
+                part_number,
+                &written,
+                expected_md5,
+                meta.algorithm,
+                checksum,
+            )
             .await;
         if stored.is_err() {
             self.discard_blob(&written).await;
@@ -269,23 +322,38 @@ impl Drive {
         {
             return Err(Error::BadDigest);
         }
-        let digest = |index: usize| written.digests.get(index).map(Vec::as_slice).unwrap_or_default();
+        let digest = |index: usize| {
+            written
+                .digests
+                .get(index)
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+        };
         let mut checksums = vec![Checksum {
             algorithm,
             value: ChecksumAlgorithm::encode(digest(0)),
             kind: ChecksumType::FullObject,
         }];
         if let Some(client) = client {
-            let index = if client.algorithm() == algorithm { 0 } else { 1 };
+            let index = if client.algorithm() == algorithm {
+                0
+            } else {
+                1
+            };
             let settled = client.settle(digest(index))?;
             if index == 1 {
                 checksums.push(settled);
             }
         }
-        let size = i64::try_from(written.size).map_err(|_| Error::TooLarge { limit: i64::MAX as u64 })?;
+        let size = i64::try_from(written.size).map_err(|_| Error::TooLarge {
+            limit: i64::MAX as u64,
+        })?;
         let md5 = hex::encode(written.md5);
         let mut tx = self.inner.catalog.begin().await?;
-        let row = tx.upload_for_update(upload_id).await?.ok_or_else(no_such_upload)?;
+        let row = tx
+            .upload_for_update(upload_id)
+            .await?
+            .ok_or_else(no_such_upload)?;
         if row.account_id != grant.account_id {
             return Err(no_such_upload());
         }
@@ -310,7 +378,8 @@ impl Drive {
             locator: None,
             size,
             etag: md5,
-            checksums: serde_json::to_string(&checksums).map_err(|err| Error::internal(err.to_string()))?,
+            checksums: serde_json::to_string(&checksums)
+                .map_err(|err| Error::internal(err.to_string()))?,
             created_at: Timestamp::now().nanos(),
         };
         let previous = tx.put_part(upload_id, &part).await?;
@@ -320,7 +389,8 @@ impl Drive {
             }
             tx.charge_usage(grant.account_id, -previous.size).await?;
         }
-        tx.insert_audit(&self.audit(ctx, grant, "multipart.part", &path.file_key())).await?;
+        tx.insert_audit(&self.audit(ctx, grant, "multipart.part", &path.file_key()))
+            .await?;
         tx.commit().await?;
         Ok((public_part(&part), previous.is_some()))
     }
@@ -342,11 +412,27 @@ impl Drive {
         check_part_number(part_number)?;
         let (_, meta) = self.upload_at(grant, path, upload_id).await?;
         let download = self.open(ctx, source, source_kind, read).await?;
-        let expected = download.range.as_ref().map_or(download.version.size, |r| r.end - r.start);
+        let expected = download
+            .range
+            .as_ref()
+            .map_or(download.version.size, |r| r.end - r.start);
         let limit = self.write_limit(ctx, Some(expected)).await?;
-        let written = self.write_blob(download.body, Some(expected), limit, &[meta.algorithm]).await?;
-        let stored =
-            self.commit_part(ctx, grant, path, upload_id, part_number, &written, None, meta.algorithm, None).await;
+        let written = self
+            .write_blob(download.body, Some(expected), limit, &[meta.algorithm])
+            .await?;
+        let stored = self
+            .commit_part(
+                ctx,
+                grant,
+                path,
+                upload_id,
+                part_number,
+                &written,
+                None,
+                meta.algorithm,
+                None,
+            )
+            .await;
         if stored.is_err() {
             self.discard_blob(&written).await;
         }
@@ -368,10 +454,18 @@ impl Drive {
     ) -> Result<(MultipartUpload, Vec<UploadedPart>, bool)> {
         let grant = self.authorize(&ctx.principal, path, Action::Read)?;
         let (row, meta) = self.upload_at(grant, path, upload_id).await?;
-        let mut parts = self.inner.catalog.list_parts(upload_id, i64::from(after), max as i64 + 1).await?;
+        let mut parts = self
+            .inner
+            .catalog
+            .list_parts(upload_id, i64::from(after), max as i64 + 1)
+            .await?;
         let truncated = parts.len() > max;
         parts.truncate(max);
-        Ok((public_upload(&row, &meta), parts.iter().map(public_part).collect(), truncated))
+        Ok((
+            public_upload(&row, &meta),
+            parts.iter().map(public_part).collect(),
+            truncated,
+        ))
     }
 
     /// Finishes an upload (S3 CompleteMultipartUpload): checks the listed parts, makes them
@@ -394,8 +488,15 @@ impl Drive {
             });
         }
         let mut tx = self.inner.catalog.begin().await?;
-        tx.upload_for_update(upload_id).await?.ok_or_else(no_such_upload)?;
-        let stored: BTreeMap<i64, PartRow> = tx.parts(upload_id).await?.into_iter().map(|p| (p.part_number, p)).collect();
+        tx.upload_for_update(upload_id)
+            .await?
+            .ok_or_else(no_such_upload)?;
+        let stored: BTreeMap<i64, PartRow> = tx
+            .parts(upload_id)
+            .await?
+            .into_iter()
+            .map(|p| (p.part_number, p))
+            .collect();
         let mut chosen: Vec<&PartRow> = Vec::with_capacity(listed.len());
         let mut previous = 0u32;
         for part in listed {
@@ -403,7 +504,9 @@ impl Drive {
                 return Err(Error::InvalidPartOrder);
             }
             previous = part.part_number;
-            let row = stored.get(&i64::from(part.part_number)).ok_or(Error::InvalidPart(part.part_number))?;
+            let row = stored
+                .get(&i64::from(part.part_number))
+                .ok_or(Error::InvalidPart(part.part_number))?;
             if row.etag != part.etag.trim().trim_matches('"') {
                 return Err(Error::InvalidPart(part.part_number));
             }
@@ -419,8 +522,14 @@ impl Drive {
                 return Err(Error::EntityTooSmall);
             }
         }
-        if chosen.iter().any(|row| part_checksum(row, meta.algorithm).is_none()) {
-            return Err(Error::InvalidInput { field: "checksum", reason: "a part has no checksum".into() });
+        if chosen
+            .iter()
+            .any(|row| part_checksum(row, meta.algorithm).is_none())
+        {
+            return Err(Error::InvalidInput {
+                field: "checksum",
+                reason: "a part has no checksum".into(),
+            });
         }
 
         // The ETag: MD5 of the parts' binary MD5s, with the part count (S3's convention).
@@ -433,15 +542,20 @@ impl Drive {
         let digests: Vec<(Vec<u8>, u64)> = chosen
             .iter()
             .map(|row| {
-                let value = part_checksum(row, meta.algorithm).map(|c| c.value).unwrap_or_default();
+                let value = part_checksum(row, meta.algorithm)
+                    .map(|c| c.value)
+                    .unwrap_or_default();
                 Ok((meta.algorithm.decode(&value)?, row.size as u64))
             })
             .collect::<Result<_>>()?;
         let value = match meta.checksum_type {
-            ChecksumType::FullObject => meta.algorithm.combine(&digests).ok_or_else(|| Error::internal("not combinable"))?,
-            ChecksumType::Composite => {
-                meta.algorithm.composite(&digests.iter().map(|(d, _)| d.clone()).collect::<Vec<_>>())
-            }
+            ChecksumType::FullObject => meta
+                .algorithm
+                .combine(&digests)
+                .ok_or_else(|| Error::internal("not combinable"))?,
+            ChecksumType::Composite => meta
+                .algorithm
+                .composite(&digests.iter().map(|(d, _)| d.clone()).collect::<Vec<_>>()),
         };
         if let Some((algorithm, sent)) = full_checksum
             && (algorithm != meta.algorithm || sent.trim() != value)
@@ -449,19 +563,30 @@ impl Drive {
             return Err(Error::BadChecksum(algorithm));
         }
         let mut attributes = meta.attributes.clone();
-        attributes.checksum = Some(Checksum { algorithm: meta.algorithm, value, kind: meta.checksum_type });
+        attributes.checksum = Some(Checksum {
+            algorithm: meta.algorithm,
+            value,
+            kind: meta.checksum_type,
+        });
 
         // Parts not listed are released; listed ones hand their blob reference to the version.
         let chosen_numbers: HashSet<i64> = chosen.iter().map(|row| row.part_number).collect();
         let mut released = false;
-        for row in stored.values().filter(|row| !chosen_numbers.contains(&row.part_number)) {
+        for row in stored
+            .values()
+            .filter(|row| !chosen_numbers.contains(&row.part_number))
+        {
             if let Some(blob) = row.blob_id {
                 tx.add_blob_refs(blob, -1).await?;
                 released = true;
             }
             tx.charge_usage(grant.account_id, -row.size).await?;
         }
-        let kind = if meta.folder { Kind::Folder } else { Kind::File };
+        let kind = if meta.folder {
+            Kind::Folder
+        } else {
+            Kind::File
+        };
         let content = NewContent {
             blob_id: None,
             size,
@@ -475,8 +600,18 @@ impl Drive {
             modified: None,
             parents: Parents::CreateImplicit,
         };
-        let (node, version) =
-            self.write_version(&mut tx, ctx, grant, path, kind, content, version_meta, preconditions).await?;
+        let (node, version) = self
+            .write_version(
+                &mut tx,
+                ctx,
+                grant,
+                path,
+                kind,
+                content,
+                version_meta,
+                preconditions,
+            )
+            .await?;
         for (index, row) in chosen.iter().enumerate() {
             let segment = SegmentRow {
                 part_index: index as i64,
@@ -488,22 +623,34 @@ impl Drive {
             tx.insert_segment(version.id, &segment).await?;
         }
         tx.delete_upload(upload_id).await?;
-        tx.insert_audit(&self.audit(ctx, grant, "multipart.complete", &node.key)).await?;
+        tx.insert_audit(&self.audit(ctx, grant, "multipart.complete", &node.key))
+            .await?;
         tx.commit().await?;
         if released {
             self.collect_garbage().await?;
         }
-        Ok((Entry::from_row(&node), VersionInfo::from_row(&version, true)))
+        Ok((
+            Entry::from_row(&node),
+            VersionInfo::from_row(&version, true),
+        ))
     }
 
     /// Abandons an upload and releases its parts (S3 AbortMultipartUpload).
     pub async fn abort_upload(&self, ctx: &Ctx, path: &NodePath, upload_id: &str) -> Result<()> {
         let grant = self.authorize(&ctx.principal, path, Action::Write)?;
         self.upload_at(grant, path, upload_id).await?;
-        self.release_upload(upload_id, Some(self.audit(ctx, grant, "multipart.abort", &path.file_key()))).await
+        self.release_upload(
+            upload_id,
+            Some(self.audit(ctx, grant, "multipart.abort", &path.file_key())),
+        )
+        .await
     }
 
-    async fn release_upload(&self, upload_id: &str, audit: Option<portico_metadata::NewAudit>) -> Result<()> {
+    async fn release_upload(
+        &self,
+        upload_id: &str,
+        audit: Option<portico_metadata::NewAudit>,
+    ) -> Result<()> {
         let mut tx = self.inner.catalog.begin().await?;
         let Some(row) = tx.upload_for_update(upload_id).await? else {
             return Ok(());
@@ -525,7 +672,8 @@ impl Drive {
 
     /// Aborts uploads started more than `max_age` ago; returns how many (maintenance).
     pub async fn expire_uploads(&self, max_age: std::time::Duration) -> Result<u64> {
-        let cutoff = Timestamp::now().nanos() - i64::try_from(max_age.as_nanos()).unwrap_or(i64::MAX);
+        let cutoff =
+            Timestamp::now().nanos() - i64::try_from(max_age.as_nanos()).unwrap_or(i64::MAX);
         let mut expired = 0;
         loop {
             let stale = self.inner.catalog.stale_uploads(cutoff, 100).await?;
@@ -559,7 +707,8 @@ impl Drive {
         after: Option<(String, Option<String>)>,
         max: usize,
     ) -> Result<UploadPage> {
-        let bucket_path = NodePath::from_segments([bucket]).map_err(|_| Error::NotFound(Missing::Bucket))?;
+        let bucket_path =
+            NodePath::from_segments([bucket]).map_err(|_| Error::NotFound(Missing::Bucket))?;
         let grant = self.authorize(&ctx.principal, &bucket_path, Action::Read)?;
         self.bucket(ctx, bucket).await?;
         let bucket_key = bucket_path.folder_key();
@@ -575,8 +724,16 @@ impl Drive {
         let delimiter = delimiter.filter(|d| !d.is_empty());
         let mut count = 0usize;
         'scan: loop {
-            let range = KeyRange { from: from.clone(), after: after_key.clone(), to: upper.clone() };
-            let rows = self.inner.catalog.list_uploads(grant.account_id, &range, after_upload.as_deref(), 1000).await?;
+            let range = KeyRange {
+                from: from.clone(),
+                after: after_key.clone(),
+                to: upper.clone(),
+            };
+            let rows = self
+                .inner
+                .catalog
+                .list_uploads(grant.account_id, &range, after_upload.as_deref(), 1000)
+                .await?;
             let exhausted = rows.len() < 1000;
             for row in &rows {
                 if count == max {

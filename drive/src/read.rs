@@ -33,7 +33,10 @@ pub struct Download {
 
 impl std::fmt::Debug for Download {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Download").field("entry", &self.entry).field("range", &self.range).finish_non_exhaustive()
+        f.debug_struct("Download")
+            .field("entry", &self.entry)
+            .field("range", &self.range)
+            .finish_non_exhaustive()
     }
 }
 
@@ -127,14 +130,22 @@ impl Drive {
         }
         match entry.version_row {
             Some(version_row) => {
-                let row = self.inner.catalog.version(version_row).await?.ok_or(Error::NotFound(Missing::Version))?;
+                let row = self
+                    .inner
+                    .catalog
+                    .version(version_row)
+                    .await?
+                    .ok_or(Error::NotFound(Missing::Version))?;
                 Ok(VersionInfo::from_row(&row, true))
             }
             // A folder without a marker object reads as empty content.
             None => Ok(VersionInfo {
                 version_id: String::new(),
                 size: 0,
-                etag: entry.etag.clone().unwrap_or_else(|| crate::EMPTY_ETAG.to_owned()),
+                etag: entry
+                    .etag
+                    .clone()
+                    .unwrap_or_else(|| crate::EMPTY_ETAG.to_owned()),
                 content_type: entry.content_type.clone(),
                 attributes: ObjectAttributes::default(),
                 modified: entry.modified,
@@ -148,30 +159,57 @@ impl Drive {
     }
 
     /// Metadata of a node's current (or a named) version, after evaluating conditions.
-    pub async fn head(&self, ctx: &Ctx, path: &NodePath, kind: Kind, request: &ReadRequest) -> Result<(Entry, VersionInfo)> {
+    pub async fn head(
+        &self,
+        ctx: &Ctx,
+        path: &NodePath,
+        kind: Kind,
+        request: &ReadRequest,
+    ) -> Result<(Entry, VersionInfo)> {
         let entry = self.stat(ctx, path, kind).await?;
         let version_id = request.version_id.as_deref();
-        if entry.implicit && !entry.has_content && kind == Kind::Folder && version_id.is_none() && !path.is_root() {
+        if entry.implicit
+            && !entry.has_content
+            && kind == Kind::Folder
+            && version_id.is_none()
+            && !path.is_root()
+        {
             // An implicit folder is not an object of its own.
             return Err(Error::NotFound(Missing::Node));
         }
         let version = self.version_of(&entry, version_id).await?;
-        let modified = if version.is_current { entry.modified } else { version.modified };
-        request.preconditions.evaluate(Some((&version.etag, modified)), true)?;
+        let modified = if version.is_current {
+            entry.modified
+        } else {
+            version.modified
+        };
+        request
+            .preconditions
+            .evaluate(Some((&version.etag, modified)), true)?;
         Ok((entry, version))
     }
 
     /// The byte range a request selects: a `Range`, a part number of a multipart object
     /// (S3 `partNumber`), or everything. `Ok(None)` means the whole content.
-    pub async fn selected_range(&self, version: &VersionInfo, request: &ReadRequest) -> Result<Option<Range<u64>>> {
+    pub async fn selected_range(
+        &self,
+        version: &VersionInfo,
+        request: &ReadRequest,
+    ) -> Result<Option<Range<u64>>> {
         if let Some(part) = request.part_number {
-            let invalid = || Error::InvalidPartNumber { parts: version.parts_count.unwrap_or(1) };
+            let invalid = || Error::InvalidPartNumber {
+                parts: version.parts_count.unwrap_or(1),
+            };
             if part == 0 {
                 return Err(invalid());
             }
             let Some(row) = version.row.filter(|_| version.parts_count.is_some()) else {
                 // A single-part object is its own part 1.
-                return if part == 1 { Ok(Some(0..version.size)) } else { Err(invalid()) };
+                return if part == 1 {
+                    Ok(Some(0..version.size))
+                } else {
+                    Err(invalid())
+                };
             };
             let segments = self.inner.catalog.segments(row).await?;
             let index = usize::try_from(part - 1).map_err(|_| invalid())?;
@@ -181,22 +219,42 @@ impl Drive {
             let start: u64 = segments[..index].iter().map(|s| s.size as u64).sum();
             return Ok(Some(start..start + segments[index].size as u64));
         }
-        request.range.map(|range| range.resolve(version.size)).transpose()
+        request
+            .range
+            .map(|range| range.resolve(version.size))
+            .transpose()
     }
 
     /// Opens a node's content (or a range, or one part of it) for reading.
-    pub async fn open(&self, ctx: &Ctx, path: &NodePath, kind: Kind, request: &ReadRequest) -> Result<Download> {
+    pub async fn open(
+        &self,
+        ctx: &Ctx,
+        path: &NodePath,
+        kind: Kind,
+        request: &ReadRequest,
+    ) -> Result<Download> {
         let (entry, version) = self.head(ctx, path, kind, request).await?;
         let selected = self.selected_range(&version, request).await?;
         let bytes = selected.clone().unwrap_or(0..version.size);
         let body = self.read_version(&version, bytes).await?;
-        Ok(Download { entry, version, range: selected, body })
+        Ok(Download {
+            entry,
+            version,
+            range: selected,
+            body,
+        })
     }
 
     /// Streams `bytes` of a version, across its parts when it has several.
-    pub(crate) async fn read_version(&self, version: &VersionInfo, bytes: Range<u64>) -> Result<BlobStream> {
+    pub(crate) async fn read_version(
+        &self,
+        version: &VersionInfo,
+        bytes: Range<u64>,
+    ) -> Result<BlobStream> {
         let internal = |err: portico_volume::Error| Error::Internal(Box::new(err));
-        let locator = |text: &str| BlobLocator::parse(text).ok_or_else(|| Error::internal("corrupt blob locator"));
+        let locator = |text: &str| {
+            BlobLocator::parse(text).ok_or_else(|| Error::internal("corrupt blob locator"))
+        };
         if bytes.is_empty() {
             return Ok(BlobStream::from_bytes(Bytes::new()));
         }
@@ -209,22 +267,43 @@ impl Drive {
                 if end <= bytes.start || start >= bytes.end {
                     continue;
                 }
-                let text = segment.locator.as_deref().ok_or_else(|| Error::internal("a part lost its blob"))?;
+                let text = segment
+                    .locator
+                    .as_deref()
+                    .ok_or_else(|| Error::internal("a part lost its blob"))?;
                 let within = bytes.start.max(start) - start..bytes.end.min(end) - start;
                 segments.push((locator(text)?, within));
             }
-            return self.inner.volume.read_segments(segments).await.map_err(internal);
+            return self
+                .inner
+                .volume
+                .read_segments(segments)
+                .await
+                .map_err(internal);
         }
         match &version.locator {
-            Some(text) => self.inner.volume.read(&locator(text)?, bytes).await.map_err(internal),
+            Some(text) => self
+                .inner
+                .volume
+                .read(&locator(text)?, bytes)
+                .await
+                .map_err(internal),
             None => Ok(BlobStream::from_bytes(Bytes::new())),
         }
     }
 
     /// Every version of a file, newest first (the one history all protocols share).
-    pub async fn versions(&self, ctx: &Ctx, path: &NodePath, kind: Kind) -> Result<Vec<VersionInfo>> {
+    pub async fn versions(
+        &self,
+        ctx: &Ctx,
+        path: &NodePath,
+        kind: Kind,
+    ) -> Result<Vec<VersionInfo>> {
         let entry = self.stat(ctx, path, kind).await?;
         let rows = self.inner.catalog.versions_of(entry.node_id).await?;
-        Ok(rows.iter().map(|row| VersionInfo::from_row(row, Some(row.id) == entry.version_row)).collect())
+        Ok(rows
+            .iter()
+            .map(|row| VersionInfo::from_row(row, Some(row.id) == entry.version_row))
+            .collect())
     }
 }

@@ -87,7 +87,15 @@ async fn put_s3(h: &Harness, key: &str, data: &[u8]) -> Entry {
 async fn read(h: &Harness, path: &NodePath, kind: Kind, range: Option<ByteRange>) -> Vec<u8> {
     let download = h
         .drive
-        .open(&h.alice, path, kind, &ReadRequest { range, ..Default::default() })
+        .open(
+            &h.alice,
+            path,
+            kind,
+            &ReadRequest {
+                range,
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     let chunks: Vec<Bytes> = download.body.try_collect().await.unwrap();
@@ -148,7 +156,10 @@ async fn put_then_read_whole_ranges_and_versions() {
                 &h.alice,
                 &path,
                 Kind::File,
-                &ReadRequest { range: ByteRange::parse("bytes=20-"), ..Default::default() },
+                &ReadRequest {
+                    range: ByteRange::parse("bytes=20-"),
+                    ..Default::default()
+                },
             )
             .await;
         assert!(matches!(bad, Err(Error::InvalidRange { size: 11 })));
@@ -163,7 +174,10 @@ async fn put_then_read_whole_ranges_and_versions() {
                 &h.alice,
                 &path,
                 Kind::File,
-                &ReadRequest { version_id: Some(versions[1].version_id.clone()), ..Default::default() },
+                &ReadRequest {
+                    version_id: Some(versions[1].version_id.clone()),
+                    ..Default::default()
+                },
             )
             .await
             .unwrap();
@@ -353,12 +367,7 @@ async fn move_and_copy_subtrees_copy_shares_blobs() {
             .await
             .unwrap();
         h.drive
-            .put(
-                &h.alice,
-                &p("docs/src/g.txt"),
-                body(b"gggg"),
-                options(),
-            )
+            .put(&h.alice, &p("docs/src/g.txt"), body(b"gggg"), options())
             .await
             .unwrap();
 
@@ -709,7 +718,9 @@ async fn fsck_reports_missing_blobs_and_repairs_only_old_orphans() {
 }
 
 fn crc32_b64(data: &[u8]) -> String {
-    ChecksumAlgorithm::encode(&crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32IsoHdlc, data).to_be_bytes()[4..])
+    ChecksumAlgorithm::encode(
+        &crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32IsoHdlc, data).to_be_bytes()[4..],
+    )
 }
 
 #[tokio::test]
@@ -735,40 +746,136 @@ async fn multipart_uploads_complete_without_copying_and_release_what_is_unused()
             let id = upload.upload_id.clone();
             let data = data.clone();
             async move {
-                drive.upload_part(&ctx, &path, &id, n, body(&data), Some(data.len() as u64), None, checksum).await
+                drive
+                    .upload_part(
+                        &ctx,
+                        &path,
+                        &id,
+                        n,
+                        body(&data),
+                        Some(data.len() as u64),
+                        None,
+                        checksum,
+                    )
+                    .await
             }
         };
-        let first = part(1, &one, Some(ExpectedChecksum::Value(ChecksumAlgorithm::Crc32, crc32_b64(&one)))).await.unwrap();
-        let bad = part(2, &two, Some(ExpectedChecksum::Value(ChecksumAlgorithm::Crc32, crc32_b64(b"other")))).await;
-        assert!(matches!(bad, Err(Error::BadChecksum(ChecksumAlgorithm::Crc32))));
+        let first = part(
+            1,
+            &one,
+            Some(ExpectedChecksum::Value(
+                ChecksumAlgorithm::Crc32,
+                crc32_b64(&one),
+            )),
+        )
+        .await
+        .unwrap();
+        let bad = part(
+            2,
+            &two,
+            Some(ExpectedChecksum::Value(
+                ChecksumAlgorithm::Crc32,
+                crc32_b64(b"other"),
+            )),
+        )
+        .await;
+        assert!(matches!(
+            bad,
+            Err(Error::BadChecksum(ChecksumAlgorithm::Crc32))
+        ));
         let second = part(2, &two, None).await.unwrap();
         part(3, &spare, None).await.unwrap();
-        let (_, listed, truncated) = h.drive.list_parts(&h.alice, &path, &upload.upload_id, 0, 2).await.unwrap();
+        let (_, listed, truncated) = h
+            .drive
+            .list_parts(&h.alice, &path, &upload.upload_id, 0, 2)
+            .await
+            .unwrap();
         assert_eq!((listed.len(), truncated), (2, true));
-        assert_eq!(h.drive.usage(&h.alice).await.unwrap().used_bytes, (one.len() + two.len() + spare.len()) as u64);
+        assert_eq!(
+            h.drive.usage(&h.alice).await.unwrap().used_bytes,
+            (one.len() + two.len() + spare.len()) as u64
+        );
 
-        let completed = |n: u32, etag: &str| CompletedPart { part_number: n, etag: format!("\"{etag}\""), checksum: None };
-        let wrong = h.drive.complete_upload(&h.alice, &path, &upload.upload_id, &[completed(1, "00")], None, &Preconditions::default()).await;
+        let completed = |n: u32, etag: &str| CompletedPart {
+            part_number: n,
+            etag: format!("\"{etag}\""),
+            checksum: None,
+        };
+        let wrong = h
+            .drive
+            .complete_upload(
+                &h.alice,
+                &path,
+                &upload.upload_id,
+                &[completed(1, "00")],
+                None,
+                &Preconditions::default(),
+            )
+            .await;
         assert!(matches!(wrong, Err(Error::InvalidPart(1))));
         let order = [completed(2, &second.etag), completed(1, &first.etag)];
-        let out_of_order = h.drive.complete_upload(&h.alice, &path, &upload.upload_id, &order, None, &Preconditions::default()).await;
+        let out_of_order = h
+            .drive
+            .complete_upload(
+                &h.alice,
+                &path,
+                &upload.upload_id,
+                &order,
+                None,
+                &Preconditions::default(),
+            )
+            .await;
         assert!(matches!(out_of_order, Err(Error::InvalidPartOrder)));
 
         let parts = [completed(1, &first.etag), completed(2, &second.etag)];
-        let (entry, version) =
-            h.drive.complete_upload(&h.alice, &path, &upload.upload_id, &parts, None, &Preconditions::default()).await.unwrap();
+        let (entry, version) = h
+            .drive
+            .complete_upload(
+                &h.alice,
+                &path,
+                &upload.upload_id,
+                &parts,
+                None,
+                &Preconditions::default(),
+            )
+            .await
+            .unwrap();
         let mut md5s = Vec::new();
         md5s.extend(hex::decode(&first.etag).unwrap());
         md5s.extend(hex::decode(&second.etag).unwrap());
-        assert_eq!(entry.etag.unwrap(), format!("{}-2", hex::encode(md5::Md5::digest(&md5s))));
+        assert_eq!(
+            entry.etag.unwrap(),
+            format!("{}-2", hex::encode(md5::Md5::digest(&md5s)))
+        );
         assert_eq!(version.parts_count, Some(2));
         let checksum = version.checksum().unwrap();
         assert_eq!(checksum.kind, ChecksumType::Composite);
         assert!(checksum.value.ends_with("-2"));
         let whole: Vec<u8> = one.iter().chain(two.iter()).copied().collect();
         assert_eq!(read(&h, &path, Kind::File, None).await, whole);
-        assert_eq!(read(&h, &path, Kind::File, ByteRange::parse("bytes=5242870-5242889")).await, whole[5242870..5242890]);
-        let part_two = h.drive.open(&h.alice, &path, Kind::File, &ReadRequest { part_number: Some(2), ..Default::default() }).await.unwrap();
+        assert_eq!(
+            read(
+                &h,
+                &path,
+                Kind::File,
+                ByteRange::parse("bytes=5242870-5242889")
+            )
+            .await,
+            whole[5242870..5242890]
+        );
+        let part_two = h
+            .drive
+            .open(
+                &h.alice,
+                &path,
+                Kind::File,
+                &ReadRequest {
+                    part_number: Some(2),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
         assert_eq!(part_two.range, Some(MIN_PART..MIN_PART + 1000));
         assert_eq!(
             h.drive.usage(&h.alice).await.unwrap().used_bytes,
@@ -776,11 +883,32 @@ async fn multipart_uploads_complete_without_copying_and_release_what_is_unused()
             "the unused part was released"
         );
         let blobs = h.drive.inner.catalog.all_blobs().await.unwrap();
-        assert_eq!(blobs.len(), 2, "the parts' blobs are the object's: nothing copied, the spare collected");
-        assert!(h.drive.inner.catalog.upload(&upload.upload_id).await.unwrap().is_none());
+        assert_eq!(
+            blobs.len(),
+            2,
+            "the parts' blobs are the object's: nothing copied, the spare collected"
+        );
+        assert!(
+            h.drive
+                .inner
+                .catalog
+                .upload(&upload.upload_id)
+                .await
+                .unwrap()
+                .is_none()
+        );
 
         // A copy shares the segments; deleting and purging the original keeps the copy whole.
-        h.drive.transfer(&h.alice, &path, &p("bkt/copy.bin"), Transfer::Copy { recursive: true }, false).await.unwrap();
+        h.drive
+            .transfer(
+                &h.alice,
+                &path,
+                &p("bkt/copy.bin"),
+                Transfer::Copy { recursive: true },
+                false,
+            )
+            .await
+            .unwrap();
         h.drive.delete(&h.alice, &path).await.unwrap();
         let trash = h.drive.list_trash(&h.alice).await.unwrap();
         h.drive.purge(&h.alice, trash[0].id).await.unwrap();
@@ -806,43 +934,215 @@ async fn full_object_checksums_abort_and_expiry() {
         let upload = h.drive.create_upload(&h.alice, &path, new).await.unwrap();
         let one = vec![9u8; MIN_PART as usize];
         let two = b"tail".to_vec();
-        let a = h.drive.upload_part(&h.alice, &path, &upload.upload_id, 1, body(&one), None, None, None).await.unwrap();
-        let b = h.drive.upload_part(&h.alice, &path, &upload.upload_id, 2, body(&two), None, None, None).await.unwrap();
+        let a = h
+            .drive
+            .upload_part(
+                &h.alice,
+                &path,
+                &upload.upload_id,
+                1,
+                body(&one),
+                None,
+                None,
+                None,
+            )
+            .await
+            .unwrap();
+        let b = h
+            .drive
+            .upload_part(
+                &h.alice,
+                &path,
+                &upload.upload_id,
+                2,
+                body(&two),
+                None,
+                None,
+                None,
+            )
+            .await
+            .unwrap();
         let whole: Vec<u8> = one.iter().chain(two.iter()).copied().collect();
         let parts = [
-            CompletedPart { part_number: 1, etag: a.etag.clone(), checksum: Some((ChecksumAlgorithm::Crc32, crc32_b64(&one))) },
-            CompletedPart { part_number: 2, etag: b.etag.clone(), checksum: None },
+            CompletedPart {
+                part_number: 1,
+                etag: a.etag.clone(),
+                checksum: Some((ChecksumAlgorithm::Crc32, crc32_b64(&one))),
+            },
+            CompletedPart {
+                part_number: 2,
+                etag: b.etag.clone(),
+                checksum: None,
+            },
         ];
         let full = Some((ChecksumAlgorithm::Crc32, crc32_b64(&whole)));
-        let (_, version) = h.drive.complete_upload(&h.alice, &path, &upload.upload_id, &parts, full, &Preconditions::default()).await.unwrap();
+        let (_, version) = h
+            .drive
+            .complete_upload(
+                &h.alice,
+                &path,
+                &upload.upload_id,
+                &parts,
+                full,
+                &Preconditions::default(),
+            )
+            .await
+            .unwrap();
         let checksum = version.checksum().unwrap();
-        assert_eq!((checksum.kind, checksum.value.as_str()), (ChecksumType::FullObject, crc32_b64(&whole).as_str()));
+        assert_eq!(
+            (checksum.kind, checksum.value.as_str()),
+            (ChecksumType::FullObject, crc32_b64(&whole).as_str())
+        );
 
-        let small = NewUpload { kind: Kind::File, content_type: None, attributes: ObjectAttributes::default(), checksum: None };
-        let tiny = h.drive.create_upload(&h.alice, &p("bkt/tiny"), small.clone()).await.unwrap();
-        let x = h.drive.upload_part(&h.alice, &p("bkt/tiny"), &tiny.upload_id, 1, body(b"x"), None, None, None).await.unwrap();
-        let y = h.drive.upload_part(&h.alice, &p("bkt/tiny"), &tiny.upload_id, 2, body(b"y"), None, None, None).await.unwrap();
+        let small = NewUpload {
+            kind: Kind::File,
+            content_type: None,
+            attributes: ObjectAttributes::default(),
+            checksum: None,
+        };
+        let tiny = h
+            .drive
+            .create_upload(&h.alice, &p("bkt/tiny"), small.clone())
+            .await
+            .unwrap();
+        let x = h
+            .drive
+            .upload_part(
+                &h.alice,
+                &p("bkt/tiny"),
+                &tiny.upload_id,
+                1,
+                body(b"x"),
+                None,
+                None,
+                None,
+            )
+            .await
+            .unwrap();
+        let y = h
+            .drive
+            .upload_part(
+                &h.alice,
+                &p("bkt/tiny"),
+                &tiny.upload_id,
+                2,
+                body(b"y"),
+                None,
+                None,
+                None,
+            )
+            .await
+            .unwrap();
         let both = [
-            CompletedPart { part_number: 1, etag: x.etag, checksum: None },
-            CompletedPart { part_number: 2, etag: y.etag, checksum: None },
+            CompletedPart {
+                part_number: 1,
+                etag: x.etag,
+                checksum: None,
+            },
+            CompletedPart {
+                part_number: 2,
+                etag: y.etag,
+                checksum: None,
+            },
         ];
-        let too_small = h.drive.complete_upload(&h.alice, &p("bkt/tiny"), &tiny.upload_id, &both, None, &Preconditions::default()).await;
+        let too_small = h
+            .drive
+            .complete_upload(
+                &h.alice,
+                &p("bkt/tiny"),
+                &tiny.upload_id,
+                &both,
+                None,
+                &Preconditions::default(),
+            )
+            .await;
         assert!(matches!(too_small, Err(Error::EntityTooSmall)));
-        h.drive.abort_upload(&h.alice, &p("bkt/tiny"), &tiny.upload_id).await.unwrap();
-        let gone = h.drive.upload_part(&h.alice, &p("bkt/tiny"), &tiny.upload_id, 3, body(b"z"), None, None, None).await;
+        h.drive
+            .abort_upload(&h.alice, &p("bkt/tiny"), &tiny.upload_id)
+            .await
+            .unwrap();
+        let gone = h
+            .drive
+            .upload_part(
+                &h.alice,
+                &p("bkt/tiny"),
+                &tiny.upload_id,
+                3,
+                body(b"z"),
+                None,
+                None,
+                None,
+            )
+            .await;
         assert!(matches!(gone, Err(Error::NotFound(Missing::Upload))));
 
-        let stale = h.drive.create_upload(&h.alice, &p("bkt/stale"), small.clone()).await.unwrap();
-        h.drive.upload_part(&h.alice, &p("bkt/stale"), &stale.upload_id, 1, body(b"s"), None, None, None).await.unwrap();
-        let fresh = h.drive.create_upload(&h.alice, &p("bkt/dir/fresh"), small).await.unwrap();
-        let page = h.drive.list_uploads(&h.alice, "bkt", "", Some("/"), None, 10).await.unwrap();
-        assert_eq!(page.uploads.iter().map(|u| u.path.file_key()).collect::<Vec<_>>(), ["bkt/stale"]);
+        let stale = h
+            .drive
+            .create_upload(&h.alice, &p("bkt/stale"), small.clone())
+            .await
+            .unwrap();
+        h.drive
+            .upload_part(
+                &h.alice,
+                &p("bkt/stale"),
+                &stale.upload_id,
+                1,
+                body(b"s"),
+                None,
+                None,
+                None,
+            )
+            .await
+            .unwrap();
+        let fresh = h
+            .drive
+            .create_upload(&h.alice, &p("bkt/dir/fresh"), small)
+            .await
+            .unwrap();
+        let page = h
+            .drive
+            .list_uploads(&h.alice, "bkt", "", Some("/"), None, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            page.uploads
+                .iter()
+                .map(|u| u.path.file_key())
+                .collect::<Vec<_>>(),
+            ["bkt/stale"]
+        );
         assert_eq!(page.common_prefixes, ["dir/"]);
-        assert_eq!(h.drive.expire_uploads(std::time::Duration::from_secs(3600)).await.unwrap(), 0);
-        assert_eq!(h.drive.expire_uploads(std::time::Duration::ZERO).await.unwrap(), 2);
-        assert!(h.drive.inner.catalog.upload(&fresh.upload_id).await.unwrap().is_none());
+        assert_eq!(
+            h.drive
+                .expire_uploads(std::time::Duration::from_secs(3600))
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            h.drive
+                .expire_uploads(std::time::Duration::ZERO)
+                .await
+                .unwrap(),
+            2
+        );
+        assert!(
+            h.drive
+                .inner
+                .catalog
+                .upload(&fresh.upload_id)
+                .await
+                .unwrap()
+                .is_none()
+        );
         let report = h.drive.fsck(false).await.unwrap();
-        assert_eq!(report.blob_files, 2, "only the completed object's parts remain");
-        assert_eq!(h.drive.usage(&h.alice).await.unwrap().used_bytes, whole.len() as u64);
+        assert_eq!(
+            report.blob_files, 2,
+            "only the completed object's parts remain"
+        );
+        assert_eq!(
+            h.drive.usage(&h.alice).await.unwrap().used_bytes,
+            whole.len() as u64
+        );
     }
 }

@@ -15,7 +15,9 @@ use crate::{Action, Drive, Grant};
 pub enum Transfer {
     Move,
     /// `recursive: false` copies a folder without its contents (WebDAV `Depth: 0`).
-    Copy { recursive: bool },
+    Copy {
+        recursive: bool,
+    },
 }
 
 impl Drive {
@@ -350,4 +352,5 @@ impl Drive {
             .await?;
         tx.commit().await?;
         Ok(())
-    }}
+    }
+}

@@ -15,8 +15,8 @@ use crate::checksum::{ChecksumAlgorithm, ExpectedChecksum};
 use crate::conditions::Preconditions;
 use crate::error::{Error, Missing, Result};
 use crate::model::{Ctx, Entry, ObjectAttributes, Timestamp, VersionInfo};
-use crate::read::ReadRequest;
 use crate::names::{Kind, NodePath};
+use crate::read::ReadRequest;
 use crate::{Action, Drive, Grant};
 
 /// What to do when the folders above a new file or folder are missing.
@@ -98,7 +98,11 @@ pub(crate) struct VersionMeta {
 
 impl Drive {
     /// Limits for a write: the object size limit, or the quota left if that is smaller.
-    pub(crate) async fn write_limit(&self, ctx: &Ctx, expected: Option<u64>) -> Result<(u64, LimitReason)> {
+    pub(crate) async fn write_limit(
+        &self,
+        ctx: &Ctx,
+        expected: Option<u64>,
+    ) -> Result<(u64, LimitReason)> {
         let usage = self.usage(ctx).await?;
         let available = usage.available();
         if let (Some(expected), Some(available)) = (expected, available)
@@ -125,8 +129,15 @@ impl Drive {
     where
         S: futures::Stream<Item = io::Result<Bytes>> + Send + Unpin,
     {
-        let hashers = algorithms.iter().map(|algorithm| algorithm.hasher()).collect();
-        let options = WriteOptions { expected, max: Some(limit), hashers };
+        let hashers = algorithms
+            .iter()
+            .map(|algorithm| algorithm.hasher())
+            .collect();
+        let options = WriteOptions {
+            expected,
+            max: Some(limit),
+            hashers,
+        };
         Ok(self.inner.volume.write(body, options).await?)
     }
 
@@ -142,7 +153,13 @@ impl Drive {
     /// Writes a file (or folder marker) from a stream: any size, never held in memory
     /// whole. Quota is checked before reading when the size is announced, enforced while
     /// streaming when not, and settled atomically at commit.
-    pub async fn put<S>(&self, ctx: &Ctx, path: &NodePath, body: S, mut options: PutOptions) -> Result<Entry>
+    pub async fn put<S>(
+        &self,
+        ctx: &Ctx,
+        path: &NodePath,
+        body: S,
+        mut options: PutOptions,
+    ) -> Result<Entry>
     where
         S: futures::Stream<Item = io::Result<Bytes>> + Send + Unpin,
     {
@@ -159,13 +176,24 @@ impl Drive {
             self.check_dav_put_target(grant, path).await?;
         }
         if !options.preconditions.is_empty() {
-            let current = catalog.node_by_key(grant.account_id, &path.key(options.kind)).await?;
-            options.preconditions.evaluate(current.as_ref().and_then(current_state), false)?;
+            let current = catalog
+                .node_by_key(grant.account_id, &path.key(options.kind))
+                .await?;
+            options
+                .preconditions
+                .evaluate(current.as_ref().and_then(current_state), false)?;
         }
         let limit = self.write_limit(ctx, options.expected_size).await?;
-        let checksum = options.checksum.take().unwrap_or(ExpectedChecksum::Compute(ChecksumAlgorithm::Crc64Nvme));
-        let written = self.write_blob(body, options.expected_size, limit, &[checksum.algorithm()]).await?;
-        let committed = self.commit_written(ctx, grant, path, &written, options, checksum).await;
+        let checksum = options
+            .checksum
+            .take()
+            .unwrap_or(ExpectedChecksum::Compute(ChecksumAlgorithm::Crc64Nvme));
+        let written = self
+            .write_blob(body, options.expected_size, limit, &[checksum.algorithm()])
+            .await?;
+        let committed = self
+            .commit_written(ctx, grant, path, &written, options, checksum)
+            .await;
         if committed.is_err() {
             self.discard_blob(&written).await;
         }
@@ -187,8 +215,18 @@ impl Drive {
             return Err(Error::BadDigest);
         }
         let mut attributes = options.attributes;
-        attributes.checksum = Some(checksum.settle(written.digests.first().map(Vec::as_slice).unwrap_or_default())?);
-        let size = i64::try_from(written.size).map_err(|_| Error::TooLarge { limit: i64::MAX as u64 })?;
+        attributes.checksum = Some(
+            checksum.settle(
+                written
+                    .digests
+                    .first()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default(),
+            )?,
+        );
+        let size = i64::try_from(written.size).map_err(|_| Error::TooLarge {
+            limit: i64::MAX as u64,
+        })?;
         let md5 = hex::encode(written.md5);
         let blake3 = hex::encode(written.blake3);
         let mut tx = self.inner.catalog.begin().await?;
@@ -197,21 +235,43 @@ impl Drive {
         }
         let blob_id = match &written.locator {
             Some(locator) => Some(
-                tx.insert_blob(&NewBlob { locator: locator.to_string(), size, md5: md5.clone(), blake3: blake3.clone() })
-                    .await?,
+                tx.insert_blob(&NewBlob {
+                    locator: locator.to_string(),
+                    size,
+                    md5: md5.clone(),
+                    blake3: blake3.clone(),
+                })
+                .await?,
             ),
             None => None,
         };
-        let content = NewContent { blob_id, size, etag: md5, blake3: Some(blake3), parts_count: None };
+        let content = NewContent {
+            blob_id,
+            size,
+            etag: md5,
+            blake3: Some(blake3),
+            parts_count: None,
+        };
         let meta = VersionMeta {
             content_type: options.content_type,
             attributes,
             modified: options.modified,
             parents: options.parents,
         };
-        let (node, _) =
-            self.write_version(&mut tx, ctx, grant, path, options.kind, content, meta, &options.preconditions).await?;
-        tx.insert_audit(&self.audit(ctx, grant, "put", &node.key)).await?;
+        let (node, _) = self
+            .write_version(
+                &mut tx,
+                ctx,
+                grant,
+                path,
+                options.kind,
+                content,
+                meta,
+                &options.preconditions,
+            )
+            .await?;
+        tx.insert_audit(&self.audit(ctx, grant, "put", &node.key))
+            .await?;
         tx.commit().await?;
         Ok(Entry::from_row(&node))
     }
@@ -235,7 +295,12 @@ impl Drive {
         let parent = self.ensure_parents(tx, grant, path, meta.parents).await?;
         let existing = tx.node_by_key(grant.account_id, &key).await?;
         preconditions.evaluate(existing.as_ref().and_then(current_state), false)?;
-        if meta.parents == Parents::MustExist && tx.node_by_key(grant.account_id, &path.folder_key()).await?.is_some() {
+        if meta.parents == Parents::MustExist
+            && tx
+                .node_by_key(grant.account_id, &path.folder_key())
+                .await?
+                .is_some()
+        {
             return Err(Error::Conflict("a folder exists at this path"));
         }
         let modified = meta.modified.unwrap_or_else(Timestamp::now).nanos();
@@ -295,11 +360,24 @@ impl Drive {
         preconditions: &Preconditions,
     ) -> Result<(Entry, VersionInfo, VersionInfo)> {
         let grant = self.authorize(&ctx.principal, target, Action::Write)?;
-        let plain = ReadRequest { version_id: source_request.version_id.clone(), ..ReadRequest::default() };
+        let plain = ReadRequest {
+            version_id: source_request.version_id.clone(),
+            ..ReadRequest::default()
+        };
         let (source_entry, source_version) = self.head(ctx, source, source_kind, &plain).await?;
-        let modified = if source_version.is_current { source_entry.modified } else { source_version.modified };
-        source_request.preconditions.evaluate_copy_source(&source_version.etag, modified)?;
-        if source == target && source_kind == target_kind && replace.is_none() && source_request.version_id.is_none() {
+        let modified = if source_version.is_current {
+            source_entry.modified
+        } else {
+            source_version.modified
+        };
+        source_request
+            .preconditions
+            .evaluate_copy_source(&source_version.etag, modified)?;
+        if source == target
+            && source_kind == target_kind
+            && replace.is_none()
+            && source_request.version_id.is_none()
+        {
             return Err(Error::InvalidInput {
                 field: "x-amz-copy-source",
                 reason: "copying an object onto itself must change its metadata (use the REPLACE directive)".into(),
@@ -309,16 +387,24 @@ impl Drive {
             return Err(Error::invalid_name("an object key is required"));
         }
         self.require_bucket(grant, target).await?;
-        let source_row = source_version.row.ok_or_else(|| Error::NotFound(Missing::Node))?;
+        let source_row = source_version
+            .row
+            .ok_or_else(|| Error::NotFound(Missing::Node))?;
         let (content_type, mut attributes) = match replace {
             Some((content_type, attributes)) => (content_type, attributes),
-            None => (source_version.content_type.clone(), source_version.attributes.clone()),
+            None => (
+                source_version.content_type.clone(),
+                source_version.attributes.clone(),
+            ),
         };
         // The bytes are the same, so is their checksum.
         attributes.checksum = source_version.attributes.checksum.clone();
 
         let mut tx = self.inner.catalog.begin().await?;
-        let row = tx.version(source_row).await?.ok_or(Error::NotFound(Missing::Version))?;
+        let row = tx
+            .version(source_row)
+            .await?
+            .ok_or(Error::NotFound(Missing::Version))?;
         if !tx.charge_usage(grant.account_id, row.size).await? {
             return Err(Error::QuotaExceeded);
         }
@@ -332,21 +418,46 @@ impl Drive {
             blake3: row.blake3.clone(),
             parts_count: row.parts_count,
         };
-        let meta = VersionMeta { content_type, attributes, modified: None, parents: Parents::CreateImplicit };
-        let (node, version) =
-            self.write_version(&mut tx, ctx, grant, target, target_kind, content, meta, preconditions).await?;
+        let meta = VersionMeta {
+            content_type,
+            attributes,
+            modified: None,
+            parents: Parents::CreateImplicit,
+        };
+        let (node, version) = self
+            .write_version(
+                &mut tx,
+                ctx,
+                grant,
+                target,
+                target_kind,
+                content,
+                meta,
+                preconditions,
+            )
+            .await?;
         if row.parts_count.is_some() {
             tx.copy_segments(row.id, version.id).await?;
         }
-        tx.insert_audit(&self.audit(ctx, grant, "copy", &node.key)).await?;
+        tx.insert_audit(&self.audit(ctx, grant, "copy", &node.key))
+            .await?;
         tx.commit().await?;
-        Ok((Entry::from_row(&node), VersionInfo::from_row(&version, true), source_version))
+        Ok((
+            Entry::from_row(&node),
+            VersionInfo::from_row(&version, true),
+            source_version,
+        ))
     }
 
     /// S3 writes need their bucket (the top-level folder) to exist.
     pub(crate) async fn require_bucket(&self, grant: Grant, path: &NodePath) -> Result<()> {
         let bucket = NodePath::from_segments([path.bucket().unwrap_or_default()])?;
-        match self.inner.catalog.node_by_key(grant.account_id, &bucket.folder_key()).await? {
+        match self
+            .inner
+            .catalog
+            .node_by_key(grant.account_id, &bucket.folder_key())
+            .await?
+        {
             Some(_) => Ok(()),
             None => Err(Error::NotFound(Missing::Bucket)),
         }
@@ -357,11 +468,18 @@ impl Drive {
         let catalog = &self.inner.catalog;
         if let Some(parent) = path.parent()
             && !parent.is_root()
-            && catalog.node_by_key(grant.account_id, &parent.folder_key()).await?.is_none()
+            && catalog
+                .node_by_key(grant.account_id, &parent.folder_key())
+                .await?
+                .is_none()
         {
             return Err(Error::Conflict("the parent folder does not exist"));
         }
-        if catalog.node_by_key(grant.account_id, &path.folder_key()).await?.is_some() {
+        if catalog
+            .node_by_key(grant.account_id, &path.folder_key())
+            .await?
+            .is_some()
+        {
             return Err(Error::Conflict("a folder exists at this path"));
         }
         Ok(())
@@ -498,7 +616,6 @@ impl Drive {
         tx.commit().await?;
         Ok(())
     }
-
 }
 
 /// The state conditional requests compare against: the current ETag and mtime.
@@ -506,5 +623,7 @@ pub(crate) fn current_state(row: &NodeRow) -> Option<(&str, Timestamp)> {
     if row.version_row.is_none() && row.is_folder() {
         return None;
     }
-    row.etag.as_deref().map(|etag| (etag, Timestamp::from_nanos(row.mtime)))
+    row.etag
+        .as_deref()
+        .map(|etag| (etag, Timestamp::from_nanos(row.mtime)))
 }

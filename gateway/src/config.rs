@@ -33,6 +33,10 @@ pub struct ServerSettings {
     pub log_level: String,
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
     pub shutdown_grace_secs: u64,
+    /// PEM certificate chain for HTTPS; with `tls_key`, the listener speaks TLS only.
+    pub tls_cert: PathBuf,
+    /// PEM private key for HTTPS.
+    pub tls_key: PathBuf,
 }
 
 #[derive(Clone, Serialize, Deserialize, PartialEq)]
@@ -71,6 +75,8 @@ impl Default for ServerSettings {
             log_format: "pretty".into(),
             log_level: "info".into(),
             shutdown_grace_secs: 30,
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
         }
     }
 }
@@ -231,6 +237,13 @@ impl Settings {
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
+        if self.server.tls_cert.as_os_str().is_empty() != self.server.tls_key.as_os_str().is_empty()
+        {
+            return Err(ConfigError::Invalid {
+                key: "tls_cert",
+                message: "set both tls_cert and tls_key, or neither".into(),
+            });
+        }
         if !matches!(self.server.log_format.as_str(), "pretty" | "json") {
             return Err(ConfigError::Invalid {
                 key: "log_format",
@@ -262,6 +275,13 @@ impl Settings {
             });
         }
         Ok(())
+    }
+
+    /// The certificate and key files, when TLS is configured.
+    pub fn tls_files(&self) -> Option<(PathBuf, PathBuf)> {
+        let (cert, key) = (&self.server.tls_cert, &self.server.tls_key);
+        (!cert.as_os_str().is_empty() && !key.as_os_str().is_empty())
+            .then(|| (cert.clone(), key.clone()))
     }
 
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
@@ -321,6 +341,8 @@ fn static_key(key: &str) -> &'static str {
         "listen" => "listen",
         "data_dir" => "data_dir",
         "database_url" => "database_url",
+        "tls_cert" => "tls_cert",
+        "tls_key" => "tls_key",
         _ => "flag",
     }
 }

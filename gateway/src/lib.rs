@@ -31,10 +31,11 @@ impl Running {
     }
 }
 
-/// Serves a drive on an already bound listener.
+/// Serves a drive on an already bound listener (over TLS when `tls` is set).
 pub fn start(
     drive: portico_drive::Drive,
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     grace: Duration,
 ) -> std::io::Result<Running> {
     let addr = listener.local_addr()?;
@@ -43,6 +44,7 @@ pub fn start(
     let task = tokio::spawn(server::serve(
         app,
         listener,
+        tls,
         async move {
             let _ = stopped.await;
         },

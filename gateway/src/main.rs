@@ -38,6 +38,12 @@ enum Command {
         /// Address to listen on [env: PORTICO_LISTEN].
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
+        /// PEM certificate chain: serve HTTPS [env: PORTICO_TLS_CERT].
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key for --tls-cert [env: PORTICO_TLS_KEY].
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Manage accounts.
     User {
@@ -123,7 +129,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn load_settings(cli: &Cli, listen: Option<&String>) -> anyhow::Result<Settings> {
+fn load_settings(cli: &Cli) -> anyhow::Result<Settings> {
     let mut flags: Vec<(&str, String)> = Vec::new();
     if let Some(dir) = &cli.data_dir {
         flags.push(("data_dir", dir.display().to_string()));
@@ -131,8 +137,21 @@ fn load_settings(cli: &Cli, listen: Option<&String>) -> anyhow::Result<Settings>
     if let Some(url) = &cli.database_url {
         flags.push(("database_url", url.clone()));
     }
-    if let Some(listen) = listen {
-        flags.push(("listen", listen.clone()));
+    if let Command::Serve {
+        listen,
+        tls_cert,
+        tls_key,
+    } = &cli.command
+    {
+        if let Some(listen) = listen {
+            flags.push(("listen", listen.clone()));
+        }
+        if let Some(cert) = tls_cert {
+            flags.push(("tls_cert", cert.display().to_string()));
+        }
+        if let Some(key) = tls_key {
+            flags.push(("tls_key", key.display().to_string()));
+        }
     }
     let env = |name: &str| std::env::var(name).ok();
     Ok(Settings::load(cli.config.as_deref(), &env, &flags)?)
@@ -184,11 +203,7 @@ fn format_bytes(bytes: u64) -> String {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
-    let listen = match &cli.command {
-        Command::Serve { listen } => listen.clone(),
-        _ => None,
-    };
-    let settings = load_settings(&cli, listen.as_ref())?;
+    let settings = load_settings(&cli)?;
     init_logging(&settings, matches!(cli.command, Command::Serve { .. }));
     if let Command::Config = cli.command {
         print!("{}", settings.redacted_toml());
@@ -216,8 +231,15 @@ async fn serve(
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let bound = listener.local_addr()?;
+    let tls = match settings.tls_files() {
+        Some((cert, key)) => {
+            Some(portico_gateway::server::tls_acceptor(&cert, &key).map_err(anyhow::Error::msg)?)
+        }
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let url = if settings.server.public_url.is_empty() {
-        format!("http://{bound}")
+        format!("{scheme}://{bound}")
     } else {
         settings.server.public_url.trim_end_matches('/').to_owned()
     };
@@ -231,7 +253,7 @@ async fn serve(
     }
     let app = std::sync::Arc::new(portico_gateway::App::new(drive));
     let grace = Duration::from_secs(settings.server.shutdown_grace_secs);
-    portico_gateway::server::serve(app, listener, shutdown_signal(), grace).await?;
+    portico_gateway::server::serve(app, listener, tls, shutdown_signal(), grace).await?;
     Ok(std::process::ExitCode::SUCCESS)
 }
 

@@ -201,17 +201,50 @@ impl App {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves; then stops accepting, lets
-/// in-flight requests finish for up to `grace`, and drops the rest (an interrupted upload
-/// leaves nothing behind).
+/// Loads a PEM certificate chain and private key into a TLS acceptor (HTTP/2 and
+/// HTTP/1.1 by ALPN, rustls with ring).
+pub fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|iter| iter.collect::<Result<_, _>>())
+        .map_err(|err| format!("tls_cert {}: {err}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!("tls_cert {}: no certificate found", cert.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|err| format!("tls_key {}: {err}", key.display()))?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|err| err.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|err| format!("the TLS certificate and key do not fit: {err}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)))
+}
+
+/// How long a client gets to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `app` on `listener` (over TLS when `tls` is set) until `shutdown` resolves;
+/// then stops accepting, lets in-flight requests finish for up to `grace`, and drops the
+/// rest (an interrupted upload leaves nothing behind).
 pub async fn serve(
     app: Arc<App>,
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl std::future::Future<Output = ()>,
     grace: Duration,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let builder = Arc::new(hyper_util::server::conn::auto::Builder::new(
+        TokioExecutor::new(),
+    ));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -227,16 +260,16 @@ pub async fn serve(
                 };
                 // Small requests stall ~40 ms on delayed ACKs without this.
                 let _ = stream.set_nodelay(true);
-                let app = app.clone();
-                let service = hyper::service::service_fn(move |request| {
-                    let app = app.clone();
-                    async move { Ok::<_, Infallible>(app.handle(request, peer).await) }
-                });
-                let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-                let connection = graceful.watch(connection);
+                let watcher = graceful.watcher();
+                let (app, builder, tls) = (app.clone(), builder.clone(), tls.clone());
                 tokio::spawn(async move {
-                    if let Err(err) = connection.await {
-                        tracing::debug!(error = %err, %peer, "connection ended with an error");
+                    match tls {
+                        None => serve_connection(&builder, watcher, TokioIo::new(stream), app, peer).await,
+                        Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                            Ok(Ok(stream)) => serve_connection(&builder, watcher, TokioIo::new(stream), app, peer).await,
+                            Ok(Err(err)) => tracing::debug!(error = %err, %peer, "TLS handshake failed"),
+                            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                        },
                     }
                 });
             }
@@ -250,6 +283,25 @@ pub async fn serve(
         () = tokio::time::sleep(grace) => tracing::warn!(grace_secs = grace.as_secs(), "grace period over: aborting the remaining requests"),
     }
     Ok(())
+}
+
+async fn serve_connection<I>(
+    builder: &hyper_util::server::conn::auto::Builder<TokioExecutor>,
+    watcher: hyper_util::server::graceful::Watcher,
+    io: I,
+    app: Arc<App>,
+    peer: SocketAddr,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request| {
+        let app = app.clone();
+        async move { Ok::<_, Infallible>(app.handle(request, peer).await) }
+    });
+    let connection = builder.serve_connection_with_upgrades(io, service);
+    if let Err(err) = watcher.watch(connection.into_owned()).await {
+        tracing::debug!(error = %err, %peer, "connection ended with an error");
+    }
 }
 
 #[cfg(test)]

@@ -421,7 +421,12 @@ impl Catalog {
     }
 
     /// One page of an upload's parts after part number `after`.
-    pub async fn list_parts(&self, upload_id: &str, after: i64, limit: i64) -> Result<Vec<PartRow>> {
+    pub async fn list_parts(
+        &self,
+        upload_id: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<PartRow>> {
         Ok(on_backend!(&self.backend, read, pool => {
             sqlx::query_as(concat!(
                 "SELECT ", part_columns!(), " FROM multipart_parts p LEFT JOIN blobs b ON b.id = p.blob_id",

@@ -600,16 +600,26 @@ impl Tx {
     /// of one upload cannot interleave.
     pub async fn upload_for_update(&mut self, upload_id: &str) -> Result<Option<UploadRow>> {
         Ok(match &mut self.inner {
-            Inner::Sqlite(tx) => sqlx::query_as(concat!("SELECT ", upload_columns!(), " FROM multipart_uploads WHERE upload_id = $1"))
+            Inner::Sqlite(tx) => {
+                sqlx::query_as(concat!(
+                    "SELECT ",
+                    upload_columns!(),
+                    " FROM multipart_uploads WHERE upload_id = $1"
+                ))
                 .bind(upload_id)
                 .fetch_optional(&mut **tx)
-                .await?,
-            Inner::Postgres(tx) => sqlx::query_as(concat!(
-                "SELECT ", upload_columns!(), " FROM multipart_uploads WHERE upload_id = $1 FOR UPDATE"
-            ))
-            .bind(upload_id)
-            .fetch_optional(&mut **tx)
-            .await?,
+                .await?
+            }
+            Inner::Postgres(tx) => {
+                sqlx::query_as(concat!(
+                    "SELECT ",
+                    upload_columns!(),
+                    " FROM multipart_uploads WHERE upload_id = $1 FOR UPDATE"
+                ))
+                .bind(upload_id)
+                .fetch_optional(&mut **tx)
+                .await?
+            }
         })
     }
 

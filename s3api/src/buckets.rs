@@ -6,7 +6,11 @@ use s3s::{S3Error, S3ErrorCode, S3Result};
 
 use crate::{fail, owner, s3_time, to_s3_error};
 
-pub(crate) async fn list_buckets(drive: &Drive, ctx: &Ctx, input: ListBucketsInput) -> S3Result<ListBucketsOutput> {
+pub(crate) async fn list_buckets(
+    drive: &Drive,
+    ctx: &Ctx,
+    input: ListBucketsInput,
+) -> S3Result<ListBucketsOutput> {
     let prefix = input.prefix.clone().unwrap_or_default();
     let buckets = drive.list_buckets(ctx).await.map_err(fail(ctx))?;
     let buckets = buckets
@@ -20,16 +24,29 @@ pub(crate) async fn list_buckets(drive: &Drive, ctx: &Ctx, input: ListBucketsInp
             })
         })
         .collect();
-    Ok(ListBucketsOutput { buckets: Some(buckets), owner: Some(owner(ctx)), prefix: input.prefix, continuation_token: None })
+    Ok(ListBucketsOutput {
+        buckets: Some(buckets),
+        owner: Some(owner(ctx)),
+        prefix: input.prefix,
+        continuation_token: None,
+    })
 }
 
-pub(crate) async fn create_bucket(drive: &Drive, ctx: &Ctx, input: CreateBucketInput) -> S3Result<CreateBucketOutput> {
+pub(crate) async fn create_bucket(
+    drive: &Drive,
+    ctx: &Ctx,
+    input: CreateBucketInput,
+) -> S3Result<CreateBucketOutput> {
     let bucket = input.bucket;
     match drive.create_bucket(ctx, &bucket).await {
-        Ok(_) => Ok(CreateBucketOutput { location: Some(format!("/{bucket}")) }),
+        Ok(_) => Ok(CreateBucketOutput {
+            location: Some(format!("/{bucket}")),
+        }),
         Err(portico_drive::Error::InvalidName(why)) => {
-            let mut err =
-                S3Error::with_message(S3ErrorCode::InvalidBucketName, format!("The specified bucket is not valid: {why}."));
+            let mut err = S3Error::with_message(
+                S3ErrorCode::InvalidBucketName,
+                format!("The specified bucket is not valid: {why}."),
+            );
             err.set_request_id(&ctx.request_id);
             Err(err)
         }

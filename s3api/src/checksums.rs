@@ -34,7 +34,11 @@ impl Sent {
     pub(crate) fn single(self, ctx: &Ctx) -> S3Result<Option<(ChecksumAlgorithm, String)>> {
         let mut values = self.values();
         if values.len() > 1 {
-            return Err(fail_invalid(ctx, "checksum", "send only one x-amz-checksum-* value"));
+            return Err(fail_invalid(
+                ctx,
+                "checksum",
+                "send only one x-amz-checksum-* value",
+            ));
         }
         Ok(values.pop())
     }
@@ -65,20 +69,41 @@ pub(crate) fn expected(
     if let Some((algorithm, value)) = sent.single(ctx)? {
         return Ok(Some(ExpectedChecksum::Value(algorithm, value)));
     }
-    let trailer = headers.get("x-amz-trailer").and_then(|v| v.to_str().ok()).map(|v| v.trim().to_ascii_lowercase());
+    let trailer = headers
+        .get("x-amz-trailer")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase());
     if let Some(name) = trailer.filter(|name| name.starts_with("x-amz-checksum-")) {
         let algorithm = ChecksumAlgorithm::parse(&name["x-amz-checksum-".len()..])
             .ok_or_else(|| fail_invalid(ctx, "x-amz-trailer", "unknown checksum algorithm"))?;
         let Some(trailers) = trailers else {
-            return Err(fail_invalid(ctx, "x-amz-trailer", "a trailer was announced without an aws-chunked body"));
+            return Err(fail_invalid(
+                ctx,
+                "x-amz-trailer",
+                "a trailer was announced without an aws-chunked body",
+            ));
         };
-        let read = move || trailers.read(|headers| headers.get(&name).and_then(|v| v.to_str().ok()).map(str::to_owned)).flatten();
+        let read = move || {
+            trailers
+                .read(|headers| {
+                    headers
+                        .get(&name)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned)
+                })
+                .flatten()
+        };
         return Ok(Some(ExpectedChecksum::Trailer(algorithm, Box::new(read))));
     }
     match algorithm {
         Some(name) => {
-            let algorithm = ChecksumAlgorithm::parse(name.as_str())
-                .ok_or_else(|| fail_invalid(ctx, "x-amz-sdk-checksum-algorithm", "unknown checksum algorithm"))?;
+            let algorithm = ChecksumAlgorithm::parse(name.as_str()).ok_or_else(|| {
+                fail_invalid(
+                    ctx,
+                    "x-amz-sdk-checksum-algorithm",
+                    "unknown checksum algorithm",
+                )
+            })?;
             Ok(Some(ExpectedChecksum::Compute(algorithm)))
         }
         None => Ok(None),
@@ -118,6 +143,9 @@ pub(crate) fn for_read<'a>(
     whole: bool,
     checksum: Option<&'a Checksum>,
 ) -> Option<&'a Checksum> {
-    let enabled = mode.is_some_and(|m| m.as_str().eq_ignore_ascii_case(s3s::dto::ChecksumMode::ENABLED));
+    let enabled = mode.is_some_and(|m| {
+        m.as_str()
+            .eq_ignore_ascii_case(s3s::dto::ChecksumMode::ENABLED)
+    });
     checksum.filter(|_| enabled && whole)
 }

@@ -197,11 +197,19 @@ mod tests {
             (Error::Locked, "AccessDenied", 403),
             (Error::QuotaExceeded, "QuotaExceeded", 403),
             (Error::BadDigest, "BadDigest", 400),
-            (Error::BadChecksum(portico_drive::ChecksumAlgorithm::Crc32), "BadDigest", 400),
+            (
+                Error::BadChecksum(portico_drive::ChecksumAlgorithm::Crc32),
+                "BadDigest",
+                400,
+            ),
             (Error::InvalidPart(2), "InvalidPart", 400),
             (Error::InvalidPartOrder, "InvalidPartOrder", 400),
             (Error::EntityTooSmall, "EntityTooSmall", 400),
-            (Error::InvalidPartNumber { parts: 1 }, "InvalidPartNumber", 416),
+            (
+                Error::InvalidPartNumber { parts: 1 },
+                "InvalidPartNumber",
+                416,
+            ),
             (Error::NotFound(Missing::Upload), "NoSuchUpload", 404),
             (Error::TooLarge { limit: 1 }, "EntityTooLarge", 400),
             (

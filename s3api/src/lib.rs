@@ -14,7 +14,10 @@ mod listing;
 mod multipart;
 mod objects;
 
-use portico_drive::{ByteRange, Ctx, Drive, EtagCondition, Kind, NodePath, Preconditions, Protocol, RequestId, Timestamp};
+use portico_drive::{
+    ByteRange, Ctx, Drive, EtagCondition, Kind, NodePath, Preconditions, Protocol, RequestId,
+    Timestamp,
+};
 use s3s::dto::*;
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
@@ -230,30 +233,55 @@ fn content_md5(ctx: &Ctx, value: Option<&str>) -> S3Result<Option<[u8; 16]>> {
 
 /// An `InvalidArgument` naming the field and why.
 fn fail_invalid(ctx: &Ctx, field: &'static str, reason: &str) -> S3Error {
-    to_s3_error(portico_drive::Error::InvalidInput { field, reason: reason.to_owned() }, &ctx.request_id)
+    to_s3_error(
+        portico_drive::Error::InvalidInput {
+            field,
+            reason: reason.to_owned(),
+        },
+        &ctx.request_id,
+    )
 }
 
 fn owner(ctx: &Ctx) -> Owner {
-    Owner { display_name: Some(ctx.principal.name.clone()), id: Some(ctx.principal.owner_id.clone()) }
+    Owner {
+        display_name: Some(ctx.principal.name.clone()),
+        id: Some(ctx.principal.owner_id.clone()),
+    }
 }
 
 /// Delegates every operation Portico offers to its module; the rest keep s3s's
 /// `NotImplemented` answer.
 #[async_trait::async_trait]
 impl S3 for PorticoS3 {
-    async fn list_buckets(&self, req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
+    async fn list_buckets(
+        &self,
+        req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
         let ctx = self.ctx(&req).await?;
-        buckets::list_buckets(&self.drive, &ctx, req.input).await.map(S3Response::new)
+        buckets::list_buckets(&self.drive, &ctx, req.input)
+            .await
+            .map(S3Response::new)
     }
 
-    async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
+    async fn create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
         let ctx = self.ctx(&req).await?;
-        buckets::create_bucket(&self.drive, &ctx, req.input).await.map(S3Response::new)
+        buckets::create_bucket(&self.drive, &ctx, req.input)
+            .await
+            .map(S3Response::new)
     }
 
-    async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
+    async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
         let ctx = self.ctx(&req).await?;
-        self.drive.bucket(&ctx, &req.input.bucket).await.map_err(fail(&ctx))?;
+        self.drive
+            .bucket(&ctx, &req.input.bucket)
+            .await
+            .map_err(fail(&ctx))?;
         Ok(S3Response::new(HeadBucketOutput::default()))
     }
 
@@ -262,55 +290,106 @@ impl S3 for PorticoS3 {
         req: S3Request<GetBucketLocationInput>,
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
         let ctx = self.ctx(&req).await?;
-        self.drive.bucket(&ctx, &req.input.bucket).await.map_err(fail(&ctx))?;
+        self.drive
+            .bucket(&ctx, &req.input.bucket)
+            .await
+            .map_err(fail(&ctx))?;
         // The default region (us-east-1) is reported as an empty constraint, as AWS does.
-        Ok(S3Response::new(GetBucketLocationOutput { location_constraint: None }))
+        Ok(S3Response::new(GetBucketLocationOutput {
+            location_constraint: None,
+        }))
     }
 
-    async fn delete_bucket(&self, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
+    async fn delete_bucket(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
         let ctx = self.ctx(&req).await?;
-        self.drive.delete_bucket(&ctx, &req.input.bucket).await.map_err(fail(&ctx))?;
+        self.drive
+            .delete_bucket(&ctx, &req.input.bucket)
+            .await
+            .map_err(fail(&ctx))?;
         Ok(S3Response::new(DeleteBucketOutput::default()))
     }
 
-    async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
         let ctx = self.ctx(&req).await?;
-        objects::put_object(&self.drive, &ctx, req).await.map(S3Response::new)
+        objects::put_object(&self.drive, &ctx, req)
+            .await
+            .map(S3Response::new)
     }
 
-    async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
         let ctx = self.ctx(&req).await?;
-        objects::get_object(&self.drive, &ctx, req.input).await.map(S3Response::new)
+        objects::get_object(&self.drive, &ctx, req.input)
+            .await
+            .map(S3Response::new)
     }
 
-    async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
         let ctx = self.ctx(&req).await?;
-        objects::head_object(&self.drive, &ctx, req.input).await.map(S3Response::new)
+        objects::head_object(&self.drive, &ctx, req.input)
+            .await
+            .map(S3Response::new)
     }
 
-    async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
+    async fn copy_object(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
         let ctx = self.ctx(&req).await?;
-        objects::copy_object(&self.drive, &ctx, req.input).await.map(S3Response::new)
+        objects::copy_object(&self.drive, &ctx, req.input)
+            .await
+            .map(S3Response::new)
     }
 
-    async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
         let ctx = self.ctx(&req).await?;
-        objects::delete_object(&self.drive, &ctx, req.input).await.map(S3Response::new)
+        objects::delete_object(&self.drive, &ctx, req.input)
+            .await
+            .map(S3Response::new)
     }
 
-    async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
+    async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
         let ctx = self.ctx(&req).await?;
-        objects::delete_objects(&self.drive, &ctx, req.input).await.map(S3Response::new)
+        objects::delete_objects(&self.drive, &ctx, req.input)
+            .await
+            .map(S3Response::new)
     }
 
-    async fn list_objects(&self, req: S3Request<ListObjectsInput>) -> S3Result<S3Response<ListObjectsOutput>> {
+    async fn list_objects(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
         let ctx = self.ctx(&req).await?;
-        listing::list_objects_v1(&self.drive, &ctx, req.input).await.map(S3Response::new)
+        listing::list_objects_v1(&self.drive, &ctx, req.input)
+            .await
+            .map(S3Response::new)
     }
 
-    async fn list_objects_v2(&self, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
         let ctx = self.ctx(&req).await?;
-        listing::list_objects_v2(&self.drive, &ctx, req.input).await.map(S3Response::new)
+        listing::list_objects_v2(&self.drive, &ctx, req.input)
+            .await
+            .map(S3Response::new)
     }
 
     async fn create_multipart_upload(
@@ -318,17 +397,29 @@ impl S3 for PorticoS3 {
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let ctx = self.ctx(&req).await?;
-        multipart::create(&self.drive, &ctx, req.input).await.map(S3Response::new)
+        multipart::create(&self.drive, &ctx, req.input)
+            .await
+            .map(S3Response::new)
     }
 
-    async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
+    async fn upload_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
         let ctx = self.ctx(&req).await?;
-        multipart::upload_part(&self.drive, &ctx, req).await.map(S3Response::new)
+        multipart::upload_part(&self.drive, &ctx, req)
+            .await
+            .map(S3Response::new)
     }
 
-    async fn upload_part_copy(&self, req: S3Request<UploadPartCopyInput>) -> S3Result<S3Response<UploadPartCopyOutput>> {
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
         let ctx = self.ctx(&req).await?;
-        multipart::upload_part_copy(&self.drive, &ctx, req.input).await.map(S3Response::new)
+        multipart::upload_part_copy(&self.drive, &ctx, req.input)
+            .await
+            .map(S3Response::new)
     }
 
     async fn complete_multipart_upload(
@@ -336,7 +427,9 @@ impl S3 for PorticoS3 {
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         let ctx = self.ctx(&req).await?;
-        multipart::complete(&self.drive, &ctx, req.input).await.map(S3Response::new)
+        multipart::complete(&self.drive, &ctx, req.input)
+            .await
+            .map(S3Response::new)
     }
 
     async fn abort_multipart_upload(
@@ -344,12 +437,19 @@ impl S3 for PorticoS3 {
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
         let ctx = self.ctx(&req).await?;
-        multipart::abort(&self.drive, &ctx, req.input).await.map(S3Response::new)
+        multipart::abort(&self.drive, &ctx, req.input)
+            .await
+            .map(S3Response::new)
     }
 
-    async fn list_parts(&self, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
+    async fn list_parts(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> S3Result<S3Response<ListPartsOutput>> {
         let ctx = self.ctx(&req).await?;
-        multipart::list_parts(&self.drive, &ctx, req.input).await.map(S3Response::new)
+        multipart::list_parts(&self.drive, &ctx, req.input)
+            .await
+            .map(S3Response::new)
     }
 
     async fn list_multipart_uploads(
@@ -357,6 +457,8 @@ impl S3 for PorticoS3 {
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
         let ctx = self.ctx(&req).await?;
-        multipart::list_uploads(&self.drive, &ctx, req.input).await.map(S3Response::new)
+        multipart::list_uploads(&self.drive, &ctx, req.input)
+            .await
+            .map(S3Response::new)
     }
 }

@@ -3,13 +3,17 @@
 use std::io;
 
 use futures::TryStreamExt;
-use portico_drive::{Ctx, Drive, Entry, Kind, NodePath, ObjectAttributes, Parents, PutOptions, ReadRequest, VersionInfo};
+use portico_drive::{
+    Ctx, Drive, Entry, Kind, NodePath, ObjectAttributes, Parents, PutOptions, ReadRequest,
+    VersionInfo,
+};
 use s3s::dto::*;
 use s3s::{S3Request, S3Result};
 
 use crate::checksums::{self, sent, set_checksums};
 use crate::{
-    byte_range, content_md5, fail, fail_invalid, http_date, object_path, preconditions, s3_etag, s3_time, to_s3_error,
+    byte_range, content_md5, fail, fail_invalid, http_date, object_path, preconditions, s3_etag,
+    s3_time, to_s3_error,
 };
 
 /// S3 user metadata and content headers onto the drive's attributes.
@@ -37,7 +41,11 @@ pub(crate) fn attributes(
 
 /// `x-amz-tagging`: URL-encoded `key=value&…`.
 pub(crate) fn parse_tagging(text: &str) -> std::collections::BTreeMap<String, String> {
-    let decode = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(&s.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned()
+    };
     text.split('&')
         .filter(|pair| !pair.is_empty())
         .map(|pair| match pair.split_once('=') {
@@ -47,7 +55,11 @@ pub(crate) fn parse_tagging(text: &str) -> std::collections::BTreeMap<String, St
         .collect()
 }
 
-pub(crate) async fn put_object(drive: &Drive, ctx: &Ctx, req: S3Request<PutObjectInput>) -> S3Result<PutObjectOutput> {
+pub(crate) async fn put_object(
+    drive: &Drive,
+    ctx: &Ctx,
+    req: S3Request<PutObjectInput>,
+) -> S3Result<PutObjectOutput> {
     let mut input = req.input;
     let (path, kind) = object_path(ctx, &input.bucket, &input.key)?;
     let expected = checksums::expected(
@@ -73,11 +85,22 @@ pub(crate) async fn put_object(drive: &Drive, ctx: &Ctx, req: S3Request<PutObjec
         input.tagging,
     );
     let entry = match input.body {
-        Some(body) => drive.put(ctx, &path, body.map_err(io::Error::other), options).await,
-        None => drive.put(ctx, &path, futures::stream::empty(), options).await,
+        Some(body) => {
+            drive
+                .put(ctx, &path, body.map_err(io::Error::other), options)
+                .await
+        }
+        None => {
+            drive
+                .put(ctx, &path, futures::stream::empty(), options)
+                .await
+        }
     }
     .map_err(fail(ctx))?;
-    let (_, version) = drive.head(ctx, &path, kind, &ReadRequest::default()).await.map_err(fail(ctx))?;
+    let (_, version) = drive
+        .head(ctx, &path, kind, &ReadRequest::default())
+        .await
+        .map_err(fail(ctx))?;
     let mut output = PutObjectOutput {
         e_tag: entry.etag.as_deref().map(s3_etag),
         version_id: Some(version.version_id.clone()),
@@ -107,12 +130,22 @@ struct Described {
 
 fn describe(entry: &Entry, version: &VersionInfo) -> Described {
     let attributes = version.attributes.clone();
-    let modified = if version.is_current { entry.modified } else { version.modified };
+    let modified = if version.is_current {
+        entry.modified
+    } else {
+        version.modified
+    };
     Described {
         e_tag: Some(s3_etag(&version.etag)),
         last_modified: Some(s3_time(modified)),
-        content_type: Some(version.content_type.clone().unwrap_or_else(|| "binary/octet-stream".into())),
-        metadata: (!attributes.user_metadata.is_empty()).then(|| attributes.user_metadata.into_iter().collect()),
+        content_type: Some(
+            version
+                .content_type
+                .clone()
+                .unwrap_or_else(|| "binary/octet-stream".into()),
+        ),
+        metadata: (!attributes.user_metadata.is_empty())
+            .then(|| attributes.user_metadata.into_iter().collect()),
         cache_control: attributes.cache_control,
         content_disposition: attributes.content_disposition,
         content_encoding: attributes.content_encoding,
@@ -125,23 +158,42 @@ fn describe(entry: &Entry, version: &VersionInfo) -> Described {
 
 fn content_range(range: &Option<std::ops::Range<u64>>, size: u64) -> (u64, Option<String>) {
     match range {
-        Some(range) => (range.end - range.start, Some(format!("bytes {}-{}/{size}", range.start, range.end - 1))),
+        Some(range) => (
+            range.end - range.start,
+            Some(format!("bytes {}-{}/{size}", range.start, range.end - 1)),
+        ),
         None => (size, None),
     }
 }
 
-pub(crate) async fn get_object(drive: &Drive, ctx: &Ctx, input: GetObjectInput) -> S3Result<GetObjectOutput> {
+pub(crate) async fn get_object(
+    drive: &Drive,
+    ctx: &Ctx,
+    input: GetObjectInput,
+) -> S3Result<GetObjectOutput> {
     let (path, kind) = object_path(ctx, &input.bucket, &input.key)?;
     let request = ReadRequest {
         version_id: input.version_id,
         range: byte_range(input.range),
         part_number: input.part_number.map(|n| u32::try_from(n).unwrap_or(0)),
-        preconditions: preconditions(input.if_match, input.if_none_match, input.if_modified_since, input.if_unmodified_since),
+        preconditions: preconditions(
+            input.if_match,
+            input.if_none_match,
+            input.if_modified_since,
+            input.if_unmodified_since,
+        ),
     };
-    let download = drive.open(ctx, &path, kind, &request).await.map_err(fail(ctx))?;
+    let download = drive
+        .open(ctx, &path, kind, &request)
+        .await
+        .map_err(fail(ctx))?;
     let size = download.version.size;
     let (content_length, content_range) = content_range(&download.range, size);
-    let checksum = checksums::for_read(input.checksum_mode.as_ref(), download.range.is_none(), download.version.checksum());
+    let checksum = checksums::for_read(
+        input.checksum_mode.as_ref(),
+        download.range.is_none(),
+        download.version.checksum(),
+    );
     let described = describe(&download.entry, &download.version);
     let mut output = GetObjectOutput {
         body: Some(StreamingBlob::wrap(download.body)),
@@ -159,7 +211,9 @@ pub(crate) async fn get_object(drive: &Drive, ctx: &Ctx, input: GetObjectInput) 
         expires: described.expires,
         version_id: described.version_id,
         tag_count: described.tag_count,
-        parts_count: request.part_number.and(download.version.parts_count.map(|n| n as i32)),
+        parts_count: request
+            .part_number
+            .and(download.version.parts_count.map(|n| n as i32)),
         ..Default::default()
     };
     if let Some(checksum) = checksum {
@@ -169,18 +223,37 @@ pub(crate) async fn get_object(drive: &Drive, ctx: &Ctx, input: GetObjectInput) 
     Ok(output)
 }
 
-pub(crate) async fn head_object(drive: &Drive, ctx: &Ctx, input: HeadObjectInput) -> S3Result<HeadObjectOutput> {
+pub(crate) async fn head_object(
+    drive: &Drive,
+    ctx: &Ctx,
+    input: HeadObjectInput,
+) -> S3Result<HeadObjectOutput> {
     let (path, kind) = object_path(ctx, &input.bucket, &input.key)?;
     let request = ReadRequest {
         version_id: input.version_id,
         range: byte_range(input.range),
         part_number: input.part_number.map(|n| u32::try_from(n).unwrap_or(0)),
-        preconditions: preconditions(input.if_match, input.if_none_match, input.if_modified_since, input.if_unmodified_since),
+        preconditions: preconditions(
+            input.if_match,
+            input.if_none_match,
+            input.if_modified_since,
+            input.if_unmodified_since,
+        ),
     };
-    let (entry, version) = drive.head(ctx, &path, kind, &request).await.map_err(fail(ctx))?;
-    let selected = drive.selected_range(&version, &request).await.map_err(fail(ctx))?;
+    let (entry, version) = drive
+        .head(ctx, &path, kind, &request)
+        .await
+        .map_err(fail(ctx))?;
+    let selected = drive
+        .selected_range(&version, &request)
+        .await
+        .map_err(fail(ctx))?;
     let (content_length, content_range) = content_range(&selected, version.size);
-    let checksum = checksums::for_read(input.checksum_mode.as_ref(), selected.is_none(), version.checksum());
+    let checksum = checksums::for_read(
+        input.checksum_mode.as_ref(),
+        selected.is_none(),
+        version.checksum(),
+    );
     let described = describe(&entry, &version);
     let mut output = HeadObjectOutput {
         content_length: Some(i64::try_from(content_length).unwrap_or(i64::MAX)),
@@ -196,7 +269,9 @@ pub(crate) async fn head_object(drive: &Drive, ctx: &Ctx, input: HeadObjectInput
         content_language: described.content_language,
         expires: described.expires,
         version_id: described.version_id,
-        parts_count: request.part_number.and(version.parts_count.map(|n| n as i32)),
+        parts_count: request
+            .part_number
+            .and(version.parts_count.map(|n| n as i32)),
         ..Default::default()
     };
     if let Some(checksum) = checksum {
@@ -207,17 +282,32 @@ pub(crate) async fn head_object(drive: &Drive, ctx: &Ctx, input: HeadObjectInput
 }
 
 /// The source of a copy: `(path, kind, version id)`; only `bucket/key` sources exist here.
-pub(crate) fn copy_source(ctx: &Ctx, source: &CopySource) -> S3Result<(NodePath, Kind, Option<String>)> {
+pub(crate) fn copy_source(
+    ctx: &Ctx,
+    source: &CopySource,
+) -> S3Result<(NodePath, Kind, Option<String>)> {
     match source {
-        CopySource::Bucket { bucket, key, version_id } => {
+        CopySource::Bucket {
+            bucket,
+            key,
+            version_id,
+        } => {
             let (path, kind) = object_path(ctx, bucket, key)?;
             Ok((path, kind, version_id.as_deref().map(str::to_owned)))
         }
-        _ => Err(fail_invalid(ctx, "x-amz-copy-source", "access point and outpost sources are not supported")),
+        _ => Err(fail_invalid(
+            ctx,
+            "x-amz-copy-source",
+            "access point and outpost sources are not supported",
+        )),
     }
 }
 
-pub(crate) async fn copy_object(drive: &Drive, ctx: &Ctx, input: CopyObjectInput) -> S3Result<CopyObjectOutput> {
+pub(crate) async fn copy_object(
+    drive: &Drive,
+    ctx: &Ctx,
+    input: CopyObjectInput,
+) -> S3Result<CopyObjectOutput> {
     let (target, target_kind) = object_path(ctx, &input.bucket, &input.key)?;
     let (source, source_kind, source_version) = copy_source(ctx, &input.copy_source)?;
     let source_request = ReadRequest {
@@ -230,7 +320,10 @@ pub(crate) async fn copy_object(drive: &Drive, ctx: &Ctx, input: CopyObjectInput
         ),
         ..ReadRequest::default()
     };
-    let directive = input.metadata_directive.as_ref().map(|d| d.as_str().to_ascii_uppercase());
+    let directive = input
+        .metadata_directive
+        .as_ref()
+        .map(|d| d.as_str().to_ascii_uppercase());
     let replace = match directive.as_deref() {
         None | Some("COPY") => None,
         Some("REPLACE") => Some((
@@ -245,18 +338,39 @@ pub(crate) async fn copy_object(drive: &Drive, ctx: &Ctx, input: CopyObjectInput
                 None,
             ),
         )),
-        Some(_) => return Err(fail_invalid(ctx, "x-amz-metadata-directive", "use COPY or REPLACE")),
+        Some(_) => {
+            return Err(fail_invalid(
+                ctx,
+                "x-amz-metadata-directive",
+                "use COPY or REPLACE",
+            ));
+        }
     };
-    let tagging_replace = input.tagging_directive.as_ref().is_some_and(|d| d.as_str().eq_ignore_ascii_case("REPLACE"));
+    let tagging_replace = input
+        .tagging_directive
+        .as_ref()
+        .is_some_and(|d| d.as_str().eq_ignore_ascii_case("REPLACE"));
     let mut replace = replace;
     if tagging_replace {
         // Keep the metadata choice, take the tags from the request.
-        let tags = input.tagging.as_deref().map(parse_tagging).unwrap_or_default();
+        let tags = input
+            .tagging
+            .as_deref()
+            .map(parse_tagging)
+            .unwrap_or_default();
         let (content_type, mut attrs) = match replace {
             Some(pair) => pair,
             None => {
                 let (_, version) = drive
-                    .head(ctx, &source, source_kind, &ReadRequest { version_id: source_request.version_id.clone(), ..Default::default() })
+                    .head(
+                        ctx,
+                        &source,
+                        source_kind,
+                        &ReadRequest {
+                            version_id: source_request.version_id.clone(),
+                            ..Default::default()
+                        },
+                    )
                     .await
                     .map_err(fail(ctx))?;
                 (version.content_type.clone(), version.attributes.clone())
@@ -266,7 +380,16 @@ pub(crate) async fn copy_object(drive: &Drive, ctx: &Ctx, input: CopyObjectInput
         replace = Some((content_type, attrs));
     }
     let (entry, version, source_version) = drive
-        .copy_object(ctx, &source, source_kind, &source_request, &target, target_kind, replace, &Default::default())
+        .copy_object(
+            ctx,
+            &source,
+            source_kind,
+            &source_request,
+            &target,
+            target_kind,
+            replace,
+            &Default::default(),
+        )
         .await
         .map_err(fail(ctx))?;
     let mut result = CopyObjectResult {
@@ -286,16 +409,31 @@ pub(crate) async fn copy_object(drive: &Drive, ctx: &Ctx, input: CopyObjectInput
     })
 }
 
-pub(crate) async fn delete_object(drive: &Drive, ctx: &Ctx, input: DeleteObjectInput) -> S3Result<DeleteObjectOutput> {
+pub(crate) async fn delete_object(
+    drive: &Drive,
+    ctx: &Ctx,
+    input: DeleteObjectInput,
+) -> S3Result<DeleteObjectOutput> {
     let (path, kind) = object_path(ctx, &input.bucket, &input.key)?;
     if input.version_id.is_some() {
-        return Err(fail_invalid(ctx, "versionId", "deleting one version comes with S3 versioning"));
+        return Err(fail_invalid(
+            ctx,
+            "versionId",
+            "deleting one version comes with S3 versioning",
+        ));
     }
-    drive.delete_object(ctx, &path, kind).await.map_err(fail(ctx))?;
+    drive
+        .delete_object(ctx, &path, kind)
+        .await
+        .map_err(fail(ctx))?;
     Ok(DeleteObjectOutput::default())
 }
 
-pub(crate) async fn delete_objects(drive: &Drive, ctx: &Ctx, input: DeleteObjectsInput) -> S3Result<DeleteObjectsOutput> {
+pub(crate) async fn delete_objects(
+    drive: &Drive,
+    ctx: &Ctx,
+    input: DeleteObjectsInput,
+) -> S3Result<DeleteObjectsOutput> {
     drive.bucket(ctx, &input.bucket).await.map_err(fail(ctx))?;
     let quiet = input.delete.quiet.unwrap_or(false);
     let mut deleted = Vec::new();
@@ -310,7 +448,10 @@ pub(crate) async fn delete_objects(drive: &Drive, ctx: &Ctx, input: DeleteObject
         };
         match outcome {
             Ok(()) if quiet => {}
-            Ok(()) => deleted.push(DeletedObject { key: Some(object.key), ..Default::default() }),
+            Ok(()) => deleted.push(DeletedObject {
+                key: Some(object.key),
+                ..Default::default()
+            }),
             Err(err) => {
                 let mapped = to_s3_error(err, &ctx.request_id);
                 errors.push(s3s::dto::Error {
@@ -322,5 +463,9 @@ pub(crate) async fn delete_objects(drive: &Drive, ctx: &Ctx, input: DeleteObject
             }
         }
     }
-    Ok(DeleteObjectsOutput { deleted: Some(deleted), errors: Some(errors), request_charged: None })
+    Ok(DeleteObjectsOutput {
+        deleted: Some(deleted),
+        errors: Some(errors),
+        request_charged: None,
+    })
 }

@@ -71,13 +71,18 @@ impl futures::Stream for BlobStream {
 }
 
 pub(crate) async fn open(segments: Vec<(PathBuf, BlobLocator, Range<u64>)>) -> Result<BlobStream> {
-    let length: u64 = segments.iter().map(|(_, _, range)| range.end.saturating_sub(range.start)).sum();
+    let length: u64 = segments
+        .iter()
+        .map(|(_, _, range)| range.end.saturating_sub(range.start))
+        .sum();
     let opened = tokio::task::spawn_blocking(move || {
         let mut files = Vec::with_capacity(segments.len());
         for (path, locator, range) in segments {
             match open_at(path, range.start) {
                 Ok(file) => files.push((file, range.end.saturating_sub(range.start))),
-                Err(err) if err.kind() == io::ErrorKind::NotFound => return Err(Error::Missing(locator)),
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                    return Err(Error::Missing(locator));
+                }
                 Err(err) => return Err(err.into()),
             }
         }
@@ -95,7 +100,10 @@ pub(crate) async fn open(segments: Vec<(PathBuf, BlobLocator, Range<u64>)>) -> R
             }
         });
     }
-    Ok(BlobStream { receiver, remaining: length })
+    Ok(BlobStream {
+        receiver,
+        remaining: length,
+    })
 }
 
 fn open_at(path: PathBuf, offset: u64) -> io::Result<File> {

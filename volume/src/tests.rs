@@ -70,7 +70,9 @@ async fn empty_body_writes_no_blob() {
             body(&[]),
             WriteOptions {
                 expected: Some(0),
-                max: None, ..Default::default() },
+                max: None,
+                ..Default::default()
+            },
         )
         .await
         .unwrap();
@@ -89,7 +91,9 @@ async fn failed_or_short_bodies_leave_nothing() {
             body(&[b"abc"]),
             WriteOptions {
                 expected: Some(10),
-                max: None, ..Default::default() },
+                max: None,
+                ..Default::default()
+            },
         )
         .await;
     assert!(
@@ -108,7 +112,9 @@ async fn failed_or_short_bodies_leave_nothing() {
             body(&[b"abcdef"]),
             WriteOptions {
                 expected: Some(3),
-                max: None, ..Default::default() },
+                max: None,
+                ..Default::default()
+            },
         )
         .await;
     assert!(matches!(long, Err(Error::TooLarge { .. })), "{long:?}");
@@ -118,7 +124,9 @@ async fn failed_or_short_bodies_leave_nothing() {
             body(&[b"abc", b"def"]),
             WriteOptions {
                 expected: None,
-                max: Some((4, LimitReason::Quota)), ..Default::default() },
+                max: Some((4, LimitReason::Quota)),
+                ..Default::default()
+            },
         )
         .await;
     assert!(matches!(
@@ -149,7 +157,9 @@ async fn announced_size_over_limit_is_refused_before_reading() {
             never_polled,
             WriteOptions {
                 expected: Some(100),
-                max: Some((10, LimitReason::Quota)), ..Default::default() },
+                max: Some((10, LimitReason::Quota)),
+                ..Default::default()
+            },
         )
         .await;
     assert!(matches!(
@@ -218,14 +228,30 @@ fn locators_only_parse_from_hex() {
 async fn segments_read_back_as_one_body() {
     let dir = tempfile::tempdir().unwrap();
     let volume = Volume::open(dir.path()).unwrap();
-    let a = volume.write(body(&[b"0123456789"]), WriteOptions::default()).await.unwrap().locator.unwrap();
-    let b = volume.write(body(&[b"abcdefghij"]), WriteOptions::default()).await.unwrap().locator.unwrap();
-    let stream = volume.read_segments(vec![(a.clone(), 5..10), (b.clone(), 0..3)]).await.unwrap();
+    let a = volume
+        .write(body(&[b"0123456789"]), WriteOptions::default())
+        .await
+        .unwrap()
+        .locator
+        .unwrap();
+    let b = volume
+        .write(body(&[b"abcdefghij"]), WriteOptions::default())
+        .await
+        .unwrap()
+        .locator
+        .unwrap();
+    let stream = volume
+        .read_segments(vec![(a.clone(), 5..10), (b.clone(), 0..3)])
+        .await
+        .unwrap();
     assert_eq!(stream.remaining(), 8);
     let chunks: Vec<Bytes> = stream.try_collect().await.unwrap();
     assert_eq!(chunks.concat(), b"56789abc");
     volume.remove(&b).await.unwrap();
-    assert!(matches!(volume.read_segments(vec![(a, 0..1), (b, 0..1)]).await, Err(Error::Missing(_))));
+    assert!(matches!(
+        volume.read_segments(vec![(a, 0..1), (b, 0..1)]).await,
+        Err(Error::Missing(_))
+    ));
 }
 
 struct Xor(u8);
@@ -243,7 +269,10 @@ impl Hasher for Xor {
 async fn an_extra_digest_is_computed_in_the_same_pass() {
     let dir = tempfile::tempdir().unwrap();
     let volume = Volume::open(dir.path()).unwrap();
-    let options = WriteOptions { hashers: vec![Box::new(Xor(0)), Box::new(Xor(1))], ..Default::default() };
+    let options = WriteOptions {
+        hashers: vec![Box::new(Xor(0)), Box::new(Xor(1))],
+        ..Default::default()
+    };
     let written = volume.write(body(&[&[1, 2], &[4]]), options).await.unwrap();
     assert_eq!(written.digests, vec![vec![7], vec![6]]);
 }

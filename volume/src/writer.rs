@@ -68,7 +68,11 @@ enum Message {
     Finish,
 }
 
-pub(crate) async fn write<S>(volume: &Volume, mut body: S, mut limit: WriteOptions) -> Result<WrittenBlob>
+pub(crate) async fn write<S>(
+    volume: &Volume,
+    mut body: S,
+    mut limit: WriteOptions,
+) -> Result<WrittenBlob>
 where
     S: futures::Stream<Item = io::Result<Bytes>> + Send + Unpin,
 {
@@ -82,7 +86,9 @@ where
     let temp_path = volume.temp_dir().join(format!("{locator}.part"));
     let final_path = volume.blob_path(&locator);
     let hashers = std::mem::take(&mut limit.hashers);
-    let disk = tokio::task::spawn_blocking(move || disk_thread(receiver, hashers, &temp_path, &final_path));
+    let disk = tokio::task::spawn_blocking(move || {
+        disk_thread(receiver, hashers, &temp_path, &final_path)
+    });
 
     let mut received: u64 = 0;
     let outcome: Result<()> = async {

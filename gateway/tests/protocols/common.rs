@@ -83,7 +83,7 @@ impl Gateway {
         let drive = portico_gateway::setup::open_drive(&settings).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let running =
-            portico_gateway::start(drive.clone(), listener, Duration::from_secs(5)).unwrap();
+            portico_gateway::start(drive.clone(), listener, None, Duration::from_secs(5)).unwrap();
         let url = format!("http://{}", running.addr);
         let alice = account(&drive, &url, "alice").await;
         let bob = account(&drive, &url, "bob").await;
