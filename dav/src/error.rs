@@ -10,7 +10,7 @@ pub fn to_status(err: &Error, request_id: &str) -> (StatusCode, String) {
         tracing::error!(request_id, error = %err, source = ?std::error::Error::source(err), "internal error in a WebDAV request");
     }
     let status = match err {
-        Error::NotFound(_) => StatusCode::NOT_FOUND,
+        Error::NotFound(_) | Error::DeleteMarker => StatusCode::NOT_FOUND,
         // Only MKCOL creates without replacing; RFC 4918 §9.3.1 answers 405 there.
         Error::AlreadyExists => StatusCode::METHOD_NOT_ALLOWED,
         Error::PreconditionFailed => StatusCode::PRECONDITION_FAILED,

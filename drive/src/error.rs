@@ -68,6 +68,8 @@ pub enum Error {
     InvalidPartOrder,
     #[error("a part other than the last is smaller than 5 MiB")]
     EntityTooSmall,
+    #[error("that version is a delete marker")]
+    DeleteMarker,
     #[error("the object has {parts} part(s); that part number does not exist")]
     InvalidPartNumber { parts: u32 },
     #[error("the content is larger than the {limit}-byte limit")]

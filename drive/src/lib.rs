@@ -21,6 +21,7 @@ mod names;
 mod read;
 mod trash;
 mod tree;
+mod versions;
 mod write;
 
 use std::sync::Arc;
@@ -52,6 +53,7 @@ pub use portico_metadata::{BackendKind, ConnectOptions, redact_url as redact_dat
 pub use portico_volume::BlobStream;
 pub use read::{Download, ReadRequest};
 pub use tree::Transfer;
+pub use versions::{DeletedVersion, NULL_VERSION, VersionEntry, VersionPage};
 pub use write::{MkdirOptions, Parents, PutOptions};
 
 /// Limits and behaviour the drive enforces.

@@ -8,7 +8,7 @@ use portico_volume::{BlobLocator, BlobStream};
 
 use crate::conditions::{ByteRange, Preconditions};
 use crate::error::{Error, Missing, Result};
-use crate::model::{Ctx, Entry, ObjectAttributes, Timestamp, VersionInfo};
+use crate::model::{Ctx, Entry, Timestamp, VersionInfo};
 use crate::names::{Kind, NodePath};
 use crate::{Action, Drive, Grant};
 
@@ -116,18 +116,8 @@ impl Drive {
             .ok_or(Error::NotFound(Missing::Node))
     }
 
-    /// The version of `entry` to read: a named one (S3 `versionId`) or the current one.
-    async fn version_of(&self, entry: &Entry, version_id: Option<&str>) -> Result<VersionInfo> {
-        if let Some(version_id) = version_id {
-            let row = self.inner.catalog.version_by_public_id(version_id).await?;
-            return match row {
-                Some(row) if row.node_id == entry.node_id => {
-                    let current = Some(row.id) == entry.version_row;
-                    Ok(VersionInfo::from_row(&row, current))
-                }
-                _ => Err(Error::NotFound(Missing::Version)),
-            };
-        }
+    /// The current version of `entry`.
+    async fn current_version(&self, entry: &Entry) -> Result<VersionInfo> {
         match entry.version_row {
             Some(version_row) => {
                 let row = self
@@ -139,22 +129,7 @@ impl Drive {
                 Ok(VersionInfo::from_row(&row, true))
             }
             // A folder without a marker object reads as empty content.
-            None => Ok(VersionInfo {
-                version_id: String::new(),
-                size: 0,
-                etag: entry
-                    .etag
-                    .clone()
-                    .unwrap_or_else(|| crate::EMPTY_ETAG.to_owned()),
-                content_type: entry.content_type.clone(),
-                attributes: ObjectAttributes::default(),
-                modified: entry.modified,
-                created: entry.created,
-                is_current: true,
-                parts_count: None,
-                locator: None,
-                row: None,
-            }),
+            None => Ok(crate::versions::null_version(entry)),
         }
     }
 
@@ -166,18 +141,21 @@ impl Drive {
         kind: Kind,
         request: &ReadRequest,
     ) -> Result<(Entry, VersionInfo)> {
-        let entry = self.stat(ctx, path, kind).await?;
-        let version_id = request.version_id.as_deref();
-        if entry.implicit
-            && !entry.has_content
-            && kind == Kind::Folder
-            && version_id.is_none()
-            && !path.is_root()
-        {
-            // An implicit folder is not an object of its own.
-            return Err(Error::NotFound(Missing::Node));
-        }
-        let version = self.version_of(&entry, version_id).await?;
+        let (entry, version) = match request.version_id.as_deref() {
+            Some(version_id) => {
+                let grant = self.authorize(&ctx.principal, path, Action::Read)?;
+                self.named_version(grant, path, kind, version_id).await?
+            }
+            None => {
+                let entry = self.stat(ctx, path, kind).await?;
+                if entry.implicit && !entry.has_content && kind == Kind::Folder && !path.is_root() {
+                    // An implicit folder is not an object of its own.
+                    return Err(Error::NotFound(Missing::Node));
+                }
+                let version = self.current_version(&entry).await?;
+                (entry, version)
+            }
+        };
         let modified = if version.is_current {
             entry.modified
         } else {

@@ -200,11 +200,14 @@ async fn s3_folders_are_implicit_and_vanish_with_their_last_object() {
             .unwrap();
         assert!(folder.implicit);
         assert_eq!(list(&h, "", None, None, 100).await.0, ["x/y/z.txt"]);
+        let marker = h
+            .drive
+            .delete_object(&h.alice, &p("bkt/x/y/z.txt"), Kind::File)
+            .await
+            .unwrap();
         assert!(
-            h.drive
-                .delete_object(&h.alice, &p("bkt/x/y/z.txt"), Kind::File)
-                .await
-                .unwrap()
+            marker.is_some_and(|id| id.starts_with("dm-")),
+            "a delete marker"
         );
         assert!(
             h.drive
@@ -220,12 +223,12 @@ async fn s3_folders_are_implicit_and_vanish_with_their_last_object() {
                 .is_ok(),
             "the bucket stays"
         );
-        assert!(
-            !h.drive
-                .delete_object(&h.alice, &p("bkt/x/y/z.txt"), Kind::File)
-                .await
-                .unwrap()
-        );
+        let again = h
+            .drive
+            .delete_object(&h.alice, &p("bkt/x/y/z.txt"), Kind::File)
+            .await
+            .unwrap();
+        assert!(again.is_none(), "nothing left to delete");
 
         // A folder made on purpose stays, and lists as a zero-byte marker.
         h.drive
@@ -1144,5 +1147,138 @@ async fn full_object_checksums_abort_and_expiry() {
             h.drive.usage(&h.alice).await.unwrap().used_bytes,
             whole.len() as u64
         );
+    }
+}
+
+#[tokio::test]
+async fn one_history_as_s3_versions_with_delete_markers() {
+    for h in harnesses().await {
+        h.drive.create_bucket(&h.alice, "bkt").await.unwrap();
+        put_s3(&h, "doc", b"one").await;
+        put_s3(&h, "doc", b"two").await;
+        let marker = h
+            .drive
+            .delete_object(&h.alice, &p("bkt/doc"), Kind::File)
+            .await
+            .unwrap()
+            .unwrap();
+        put_s3(&h, "doc", b"three").await;
+        put_s3(&h, "other", b"x").await;
+        h.drive
+            .mkdir(&h.alice, &p("bkt/folder"), MkdirOptions::default())
+            .await
+            .unwrap();
+
+        let page = h
+            .drive
+            .list_object_versions(&h.alice, "bkt", "", None, None, 100)
+            .await
+            .unwrap();
+        let shape: Vec<(String, bool, bool)> = page
+            .entries
+            .iter()
+            .map(|e| (e.key.clone(), e.delete_marker, e.is_latest))
+            .collect();
+        let expected: Vec<(String, bool, bool)> = [
+            ("doc", false, true),
+            ("doc", true, false),
+            ("doc", false, false),
+            ("doc", false, false),
+            ("folder/", false, true),
+            ("other", false, true),
+        ]
+        .iter()
+        .map(|(k, m, l)| (k.to_string(), *m, *l))
+        .collect();
+        assert_eq!(shape, expected);
+        assert_eq!(page.entries[1].version_id, marker);
+        assert_eq!(page.entries[4].version_id, NULL_VERSION);
+
+        // Pages of two resume inside a key.
+        let first = h
+            .drive
+            .list_object_versions(&h.alice, "bkt", "", None, None, 2)
+            .await
+            .unwrap();
+        assert!(first.is_truncated);
+        let (key, version) = first.next.clone().unwrap();
+        let second = h
+            .drive
+            .list_object_versions(&h.alice, "bkt", "", None, Some((key, Some(version))), 2)
+            .await
+            .unwrap();
+        assert_eq!(
+            second
+                .entries
+                .iter()
+                .map(|e| e.version_id.clone())
+                .collect::<Vec<_>>(),
+            [
+                page.entries[2].version_id.clone(),
+                page.entries[3].version_id.clone()
+            ]
+        );
+
+        // The old versions stay readable after the delete.
+        let oldest = page.entries[3].version_id.clone();
+        let read_old = ReadRequest {
+            version_id: Some(oldest.clone()),
+            ..Default::default()
+        };
+        let old = h
+            .drive
+            .open(&h.alice, &p("bkt/doc"), Kind::File, &read_old)
+            .await
+            .unwrap();
+        let bytes: Vec<Bytes> = old.body.try_collect().await.unwrap();
+        assert_eq!(bytes.concat(), b"one");
+        let read_marker = ReadRequest {
+            version_id: Some(marker.clone()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            h.drive
+                .head(&h.alice, &p("bkt/doc"), Kind::File, &read_marker)
+                .await,
+            Err(Error::DeleteMarker)
+        ));
+
+        // Deleting a version removes it for good and frees its bytes.
+        let before = h.drive.usage(&h.alice).await.unwrap().used_bytes;
+        h.drive
+            .delete_version(&h.alice, &p("bkt/doc"), Kind::File, &oldest)
+            .await
+            .unwrap();
+        assert_eq!(
+            h.drive.usage(&h.alice).await.unwrap().used_bytes,
+            before - 3
+        );
+        // Deleting the current version brings the previous one back as current.
+        let current = page.entries[0].version_id.clone();
+        h.drive
+            .delete_version(&h.alice, &p("bkt/doc"), Kind::File, &current)
+            .await
+            .unwrap();
+        assert!(matches!(
+            h.drive.stat(&h.alice, &p("bkt/doc"), Kind::File).await,
+            Err(Error::NotFound(_))
+        ));
+        // With no live object left, removing the delete marker restores the deleted one.
+        let removed = h
+            .drive
+            .delete_version(&h.alice, &p("bkt/doc"), Kind::File, &marker)
+            .await
+            .unwrap();
+        assert!(removed.delete_marker);
+        assert_eq!(read(&h, &p("bkt/doc"), Kind::File, None).await, b"two");
+        let page = h
+            .drive
+            .list_object_versions(&h.alice, "bkt", "doc", None, None, 100)
+            .await
+            .unwrap();
+        assert_eq!(page.entries.len(), 1);
+        assert!(page.entries[0].is_latest && !page.entries[0].delete_marker);
+        let report = h.drive.fsck(false).await.unwrap();
+        assert!(report.is_healthy());
     }
 }

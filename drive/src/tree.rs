@@ -226,10 +226,16 @@ impl Drive {
         Ok(())
     }
 
-    /// Deletes an S3 object: `kind` Folder is a folder's marker (`key/`). Returns whether
-    /// there was anything to delete (S3 answers 204 either way). Folders that existed only
-    /// because of this object disappear with it.
-    pub async fn delete_object(&self, ctx: &Ctx, path: &NodePath, kind: Kind) -> Result<bool> {
+    /// Deletes an S3 object: `kind` Folder is a folder's marker (`key/`). The object goes to
+    /// the trash — in S3 terms, it gets a delete marker, whose version id is returned (`None`
+    /// when there was nothing to delete; S3 answers 204 either way). Folders that existed
+    /// only because of this object disappear with it.
+    pub async fn delete_object(
+        &self,
+        ctx: &Ctx,
+        path: &NodePath,
+        kind: Kind,
+    ) -> Result<Option<String>> {
         let grant = self.authorize(&ctx.principal, path, Action::Delete)?;
         if path.depth() < 2 {
             return Err(Error::invalid_name("an object key is required"));
@@ -244,12 +250,13 @@ impl Drive {
             return Err(Error::NotFound(Missing::Bucket));
         }
         let Some(node) = tx.node_by_key(grant.account_id, &path.key(kind)).await? else {
-            return Ok(false);
+            return Ok(None);
         };
+        let mut marker = None;
         if node.is_folder() {
             if node.implicit {
                 // Not an object: S3 deletes of absent keys succeed without effect.
-                return Ok(false);
+                return Ok(None);
             }
             if tx.has_children(node.id).await? {
                 // The marker goes; the folder stays for what is inside, as S3 sees it.
@@ -258,23 +265,25 @@ impl Drive {
             } else if !tx.delete_empty_node(node.id).await? {
                 tx.trash_subtree(&node, Some(ctx.principal.account_id.0))
                     .await?;
+                marker = Some(crate::versions::delete_marker_id(node.id));
             }
         } else {
             tx.trash_subtree(&node, Some(ctx.principal.account_id.0))
                 .await?;
+            marker = Some(crate::versions::delete_marker_id(node.id));
         }
         self.settle_emptied_parent(&mut tx, node.parent_id, true)
             .await?;
         tx.insert_audit(&self.audit(ctx, grant, "delete", &node.key))
             .await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(marker)
     }
 
     /// After something left a folder: an implicit folder that is now empty disappears when
     /// S3 emptied it (and so on upwards, never the bucket), and becomes an ordinary folder
     /// when a tree client did — that client saw it and may expect it to stay.
-    async fn settle_emptied_parent(
+    pub(crate) async fn settle_emptied_parent(
         &self,
         tx: &mut Tx,
         parent_id: Option<i64>,

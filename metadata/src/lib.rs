@@ -373,6 +373,66 @@ impl Catalog {
         }))
     }
 
+    /// A node by id, live or trashed.
+    pub async fn node_by_id(&self, node_id: i64) -> Result<Option<NodeRow>> {
+        Ok(on_backend!(&self.backend, read, pool => {
+            sqlx::query_as(concat!("SELECT ", node_columns!(), " FROM nodes WHERE id = $1"))
+                .bind(node_id)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// Every node (live or trashed) with a key in the range that can hold versions: files,
+    /// and folders (their marker objects). Ordered by key, then the live node first, then
+    /// trashed ones newest first — the order S3 lists a key's history in.
+    pub async fn nodes_with_history(
+        &self,
+        account_id: i64,
+        range: &KeyRange,
+        limit: i64,
+    ) -> Result<Vec<NodeRow>> {
+        Ok(on_backend!(&self.backend, read, pool => {
+            sqlx::query_as(concat!(
+                "SELECT ", node_columns!(), " FROM nodes",
+                " WHERE account_id = $1 AND key >= $2 AND key > $3 AND ($4 IS NULL OR key < $4)",
+                " AND (kind = 0 OR NOT implicit OR EXISTS (SELECT 1 FROM versions v WHERE v.node_id = nodes.id))",
+                " ORDER BY key, CASE WHEN trashed_at IS NULL THEN 0 ELSE 1 END, trashed_at DESC, id DESC LIMIT $5"
+            ))
+            .bind(account_id)
+            .bind(&range.from)
+            .bind(&range.after)
+            .bind(&range.to)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// The versions of many nodes in one query, newest first within each node.
+    pub async fn versions_of_nodes(&self, node_ids: &[i64]) -> Result<Vec<VersionRow>> {
+        if node_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (1..=node_ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            concat!(
+                "SELECT ",
+                version_columns!(),
+                " FROM versions v LEFT JOIN blobs b ON b.id = v.blob_id",
+                " WHERE v.node_id IN ({}) ORDER BY v.node_id, v.id DESC"
+            ),
+            placeholders.join(", ")
+        );
+        Ok(on_backend!(&self.backend, read, pool => {
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
+            for id in node_ids {
+                query = query.bind(*id);
+            }
+            query.fetch_all(pool).await?
+        }))
+    }
+
     /// A version by its public id (S3 `versionId`).
     pub async fn version_by_public_id(&self, version_id: &str) -> Result<Option<VersionRow>> {
         Ok(on_backend!(&self.backend, read, pool => {

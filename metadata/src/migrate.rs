@@ -11,12 +11,20 @@ pub(crate) struct Migration {
     pub postgres: &'static str,
 }
 
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_initial",
-    sqlite: include_str!("../../migrations/sqlite/0001_initial.sql"),
-    postgres: include_str!("../../migrations/postgres/0001_initial.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_initial",
+        sqlite: include_str!("../../migrations/sqlite/0001_initial.sql"),
+        postgres: include_str!("../../migrations/postgres/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_version_listing",
+        sqlite: include_str!("../../migrations/sqlite/0002_version_listing.sql"),
+        postgres: include_str!("../../migrations/postgres/0002_version_listing.sql"),
+    },
+];
 
 /// FNV-1a: a stable checksum without another dependency; it guards against accidents,
 /// not adversaries.

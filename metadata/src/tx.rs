@@ -429,6 +429,21 @@ impl Tx {
         Ok(count)
     }
 
+    /// Brings one trashed file back under `parent_id`, out of whatever trashed subtree it
+    /// belonged to (S3: removing the delete marker of that object).
+    pub async fn restore_node(&mut self, node_id: i64, parent_id: Option<i64>) -> Result<()> {
+        on_tx!(self, conn => {
+            sqlx::query(
+                "UPDATE nodes SET trashed_at = NULL, trash_root_id = NULL, trashed_by = NULL, parent_id = $2 WHERE id = $1",
+            )
+            .bind(node_id)
+            .bind(parent_id)
+            .execute(conn)
+            .await?;
+        });
+        Ok(())
+    }
+
     /// Deletes a trashed subtree for good: its versions release their blobs (refcount)
     /// and their bytes (usage). Unreferenced blobs are left for `Catalog::unreferenced_blobs`
     /// so the file is removed before its row, never the other way round.
@@ -559,6 +574,71 @@ impl Tx {
             .fetch_optional(conn)
             .await?
         }))
+    }
+
+    /// Deletes one version for good: its blob references and its bytes of usage are
+    /// released. The caller repoints (or removes) the node if it was current.
+    pub async fn delete_version(&mut self, account_id: i64, version: &VersionRow) -> Result<()> {
+        if let Some(blob) = version.blob_id {
+            self.add_blob_refs(blob, -1).await?;
+        }
+        on_tx!(self, conn => {
+            sqlx::query(
+                "UPDATE blobs SET refcount = refcount - (
+                     SELECT COUNT(*) FROM version_parts p WHERE p.version_row = $1 AND p.blob_id = blobs.id)
+                 WHERE id IN (SELECT blob_id FROM version_parts WHERE version_row = $1 AND blob_id IS NOT NULL)",
+            )
+            .bind(version.id)
+            .execute(conn)
+            .await?;
+        });
+        on_tx!(self, conn => {
+            sqlx::query("DELETE FROM version_parts WHERE version_row = $1").bind(version.id).execute(conn).await?;
+        });
+        on_tx!(self, conn => {
+            sqlx::query("DELETE FROM versions WHERE id = $1").bind(version.id).execute(conn).await?;
+        });
+        self.charge_usage(account_id, -version.size).await?;
+        Ok(())
+    }
+
+    /// The newest remaining version of a node.
+    pub async fn latest_version(&mut self, node_id: i64) -> Result<Option<VersionRow>> {
+        Ok(on_tx!(self, conn => {
+            sqlx::query_as(concat!(
+                "SELECT ", version_columns!(), " FROM versions v LEFT JOIN blobs b ON b.id = v.blob_id",
+                " WHERE v.node_id = $1 ORDER BY v.id DESC LIMIT 1"
+            ))
+            .bind(node_id)
+            .fetch_optional(conn)
+            .await?
+        }))
+    }
+
+    /// Moves every version of `from` into `to`'s history and removes `from` (an old delete
+    /// marker dropped under a key that lives again).
+    pub async fn merge_history(&mut self, from_node: i64, to_node: i64) -> Result<()> {
+        on_tx!(self, conn => {
+            sqlx::query("UPDATE versions SET node_id = $2 WHERE node_id = $1").bind(from_node).bind(to_node).execute(conn).await?;
+        });
+        on_tx!(self, conn => {
+            sqlx::query("DELETE FROM nodes WHERE id = $1").bind(from_node).execute(conn).await?;
+        });
+        Ok(())
+    }
+
+    /// Removes a node row that holds no versions (its last one was deleted).
+    pub async fn delete_node(&mut self, node_id: i64) -> Result<()> {
+        on_tx!(self, conn => {
+            sqlx::query("UPDATE nodes SET version_row = NULL WHERE id = $1").bind(node_id).execute(conn).await?;
+        });
+        on_tx!(self, conn => {
+            sqlx::query("DELETE FROM nodes WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM versions WHERE node_id = $1)")
+                .bind(node_id)
+                .execute(conn)
+                .await?;
+        });
+        Ok(())
     }
 
     /// Copies a node's dead properties to another node (WebDAV COPY keeps them).

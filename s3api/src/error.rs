@@ -88,6 +88,10 @@ pub fn to_s3_error(err: Error, request_id: &str) -> S3Error {
             S3ErrorCode::InvalidPartOrder,
             "The list of parts was not in ascending order.".into(),
         ),
+        Error::DeleteMarker => (
+            S3ErrorCode::MethodNotAllowed,
+            "The specified method is not allowed against this resource (the version is a delete marker).".into(),
+        ),
         Error::EntityTooSmall => (
             S3ErrorCode::EntityTooSmall,
             "Your proposed upload is smaller than the minimum allowed object size (5 MiB for every part but the last).".into(),
@@ -127,6 +131,14 @@ pub fn to_s3_error(err: Error, request_id: &str) -> S3Error {
     let mut s3_error = S3Error::with_message(code, message);
     if let Some(status) = status {
         s3_error.set_status_code(status);
+    }
+    if matches!(err, Error::DeleteMarker) {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            "x-amz-delete-marker",
+            http::HeaderValue::from_static("true"),
+        );
+        s3_error.set_headers(headers);
     }
     s3_error.set_request_id(request_id);
     s3_error
@@ -205,6 +217,7 @@ mod tests {
             (Error::InvalidPart(2), "InvalidPart", 400),
             (Error::InvalidPartOrder, "InvalidPartOrder", 400),
             (Error::EntityTooSmall, "EntityTooSmall", 400),
+            (Error::DeleteMarker, "MethodNotAllowed", 405),
             (
                 Error::InvalidPartNumber { parts: 1 },
                 "InvalidPartNumber",

@@ -392,6 +392,62 @@ impl S3 for PorticoS3 {
             .map(S3Response::new)
     }
 
+    async fn list_object_versions(
+        &self,
+        req: S3Request<ListObjectVersionsInput>,
+    ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+        let ctx = self.ctx(&req).await?;
+        listing::list_object_versions(&self.drive, &ctx, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn get_bucket_versioning(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        let ctx = self.ctx(&req).await?;
+        self.drive
+            .bucket(&ctx, &req.input.bucket)
+            .await
+            .map_err(fail(&ctx))?;
+        // Portico keeps every version of every object, from every protocol.
+        Ok(S3Response::new(GetBucketVersioningOutput {
+            status: Some(BucketVersioningStatus::from_static(
+                BucketVersioningStatus::ENABLED,
+            )),
+            mfa_delete: None,
+        }))
+    }
+
+    async fn put_bucket_versioning(
+        &self,
+        req: S3Request<PutBucketVersioningInput>,
+    ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+        let ctx = self.ctx(&req).await?;
+        self.drive
+            .bucket(&ctx, &req.input.bucket)
+            .await
+            .map_err(fail(&ctx))?;
+        let status = req
+            .input
+            .versioning_configuration
+            .status
+            .as_ref()
+            .map(|s| s.as_str().to_owned());
+        if status
+            .as_deref()
+            .is_some_and(|s| !s.eq_ignore_ascii_case(BucketVersioningStatus::ENABLED))
+        {
+            return Err(fail_invalid(
+                &ctx,
+                "VersioningConfiguration",
+                "Portico keeps every version of every object; versioning cannot be suspended",
+            ));
+        }
+        Ok(S3Response::new(PutBucketVersioningOutput::default()))
+    }
+
     async fn create_multipart_upload(
         &self,
         req: S3Request<CreateMultipartUploadInput>,

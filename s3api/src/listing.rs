@@ -198,3 +198,92 @@ mod tests {
         }
     }
 }
+
+pub(crate) async fn list_object_versions(
+    drive: &Drive,
+    ctx: &Ctx,
+    input: ListObjectVersionsInput,
+) -> S3Result<ListObjectVersionsOutput> {
+    let max = max_keys(ctx, input.max_keys)?;
+    let after = input
+        .key_marker
+        .clone()
+        .map(|key| (key, input.version_id_marker.clone()));
+    let page = drive
+        .list_object_versions(
+            ctx,
+            &input.bucket,
+            input.prefix.as_deref().unwrap_or(""),
+            input.delimiter.as_deref(),
+            after,
+            max,
+        )
+        .await
+        .map_err(fail(ctx))?;
+    let url = wants_url(&input.encoding_type);
+    let mut versions = Vec::new();
+    let mut markers = Vec::new();
+    for entry in &page.entries {
+        if entry.delete_marker {
+            markers.push(DeleteMarkerEntry {
+                key: Some(encode(&entry.key, url)),
+                version_id: Some(entry.version_id.clone()),
+                is_latest: Some(entry.is_latest),
+                last_modified: Some(s3_time(entry.modified)),
+                owner: Some(owner(ctx)),
+            });
+        } else {
+            versions.push(ObjectVersion {
+                key: Some(encode(&entry.key, url)),
+                version_id: Some(entry.version_id.clone()),
+                is_latest: Some(entry.is_latest),
+                last_modified: Some(s3_time(entry.modified)),
+                size: Some(i64::try_from(entry.size).unwrap_or(i64::MAX)),
+                e_tag: entry.etag.as_deref().map(s3_etag),
+                owner: Some(owner(ctx)),
+                storage_class: Some(ObjectVersionStorageClass::from_static(
+                    ObjectVersionStorageClass::STANDARD,
+                )),
+                checksum_algorithm: entry
+                    .checksum
+                    .as_ref()
+                    .map(|c| vec![crate::checksums::algorithm_dto(c.algorithm)]),
+                checksum_type: entry
+                    .checksum
+                    .as_ref()
+                    .map(|c| crate::checksums::type_dto(c.kind)),
+                ..Default::default()
+            });
+        }
+    }
+    let (next_key, next_version) = match page.next {
+        Some((key, version)) => (
+            Some(encode(&key, url)),
+            Some(version).filter(|v| !v.is_empty()),
+        ),
+        None => (None, None),
+    };
+    Ok(ListObjectVersionsOutput {
+        name: Some(input.bucket),
+        prefix: input.prefix.map(|p| encode(&p, url)),
+        delimiter: input.delimiter.map(|d| encode(&d, url)),
+        key_marker: input.key_marker,
+        version_id_marker: input.version_id_marker,
+        next_key_marker: next_key,
+        next_version_id_marker: next_version,
+        max_keys: Some(max as i32),
+        is_truncated: Some(page.is_truncated),
+        versions: Some(versions),
+        delete_markers: Some(markers),
+        common_prefixes: Some(
+            page.common_prefixes
+                .iter()
+                .map(|p| CommonPrefix {
+                    prefix: Some(encode(p, url)),
+                })
+                .collect(),
+        ),
+        encoding_type: input.encoding_type,
+        request_charged: None,
+    })
+}

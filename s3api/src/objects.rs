@@ -415,18 +415,41 @@ pub(crate) async fn delete_object(
     input: DeleteObjectInput,
 ) -> S3Result<DeleteObjectOutput> {
     let (path, kind) = object_path(ctx, &input.bucket, &input.key)?;
-    if input.version_id.is_some() {
-        return Err(fail_invalid(
-            ctx,
-            "versionId",
-            "deleting one version comes with S3 versioning",
-        ));
+    let (version_id, delete_marker) =
+        delete_one(drive, ctx, &path, kind, input.version_id.as_deref()).await?;
+    Ok(DeleteObjectOutput {
+        version_id,
+        delete_marker: delete_marker.then_some(true),
+        ..Default::default()
+    })
+}
+
+/// Deletes the object (making a delete marker) or, with a version id, that version.
+/// Returns the version id S3 reports and whether it is a delete marker.
+async fn delete_one(
+    drive: &Drive,
+    ctx: &Ctx,
+    path: &NodePath,
+    kind: Kind,
+    version_id: Option<&str>,
+) -> S3Result<(Option<String>, bool)> {
+    match version_id {
+        Some(version_id) => {
+            let deleted = drive
+                .delete_version(ctx, path, kind, version_id)
+                .await
+                .map_err(fail(ctx))?;
+            Ok((Some(deleted.version_id), deleted.delete_marker))
+        }
+        None => {
+            let marker = drive
+                .delete_object(ctx, path, kind)
+                .await
+                .map_err(fail(ctx))?;
+            let is_marker = marker.is_some();
+            Ok((marker, is_marker))
+        }
     }
-    drive
-        .delete_object(ctx, &path, kind)
-        .await
-        .map_err(fail(ctx))?;
-    Ok(DeleteObjectOutput::default())
 }
 
 pub(crate) async fn delete_objects(
@@ -442,25 +465,28 @@ pub(crate) async fn delete_objects(
         let outcome = match NodePath::from_s3(&input.bucket, &object.key) {
             Ok((path, is_folder)) => {
                 let kind = if is_folder { Kind::Folder } else { Kind::File };
-                drive.delete_object(ctx, &path, kind).await.map(|_| ())
+                delete_one(drive, ctx, &path, kind, object.version_id.as_deref()).await
             }
-            Err(err) => Err(err),
+            Err(err) => Err(to_s3_error(err, &ctx.request_id)),
         };
         match outcome {
-            Ok(()) if quiet => {}
-            Ok(()) => deleted.push(DeletedObject {
+            Ok(_) if quiet => {}
+            Ok((version_id, marker)) => deleted.push(DeletedObject {
                 key: Some(object.key),
-                ..Default::default()
+                version_id: object.version_id.clone(),
+                delete_marker: marker.then_some(true),
+                delete_marker_version_id: if marker && object.version_id.is_none() {
+                    version_id
+                } else {
+                    None
+                },
             }),
-            Err(err) => {
-                let mapped = to_s3_error(err, &ctx.request_id);
-                errors.push(s3s::dto::Error {
-                    code: Some(mapped.code().as_str().to_owned()),
-                    key: Some(object.key),
-                    message: mapped.message().map(str::to_owned),
-                    version_id: None,
-                });
-            }
+            Err(mapped) => errors.push(s3s::dto::Error {
+                code: Some(mapped.code().as_str().to_owned()),
+                key: Some(object.key),
+                message: mapped.message().map(str::to_owned),
+                version_id: object.version_id,
+            }),
         }
     }
     Ok(DeleteObjectsOutput {
