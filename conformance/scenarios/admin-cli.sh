@@ -13,21 +13,21 @@ check_contains "$("$BIN" key list carol)" "$carol_id" "key list"
 step "the new key works at once, and carol sees only her own buckets"
 AWS_ACCESS_KEY_ID=$carol_id AWS_SECRET_ACCESS_KEY=$carol_secret "${AWS[@]}" s3 mb s3://carols
 check_eq "$(AWS_ACCESS_KEY_ID=$carol_id AWS_SECRET_ACCESS_KEY=$carol_secret "${AWS[@]}" s3 ls | awk '{print $3}')" "carols" "carol's buckets"
-check_eq "$(curl -sS -o /dev/null -w '%{http_code}' -u carol:carol-password-1 "$PORTICO_URL/dav/carols/")" "200" "carol over WebDAV"
+check_eq "$(plain_curl -o /dev/null -w '%{http_code}' -u carol:carol-password-1 "$PORTICO_URL/dav/carols/")" "200" "carol over WebDAV"
 
 step "quota is enforced before the bytes are accepted"
 head -c 2000000 /dev/urandom > big.bin
-if AWS_ACCESS_KEY_ID=$carol_id AWS_SECRET_ACCESS_KEY=$carol_secret "${AWS[@]}" s3 cp big.bin s3://carols/big.bin 2>err.txt; then
+if AWS_ACCESS_KEY_ID=$carol_id AWS_SECRET_ACCESS_KEY=$carol_secret "${AWS[@]}" s3 cp --no-progress big.bin s3://carols/big.bin 2>err.txt; then
   fail "an upload over quota succeeded"
 fi
 check_contains "$(cat err.txt)" "QuotaExceeded" "over-quota upload"
 
 step "passwd, disable and revoke take effect while the server runs"
 new_password=$("$BIN" user passwd carol | sed -n 's/^password: //p')
-check_eq "$(curl -sS -o /dev/null -w '%{http_code}' -u carol:carol-password-1 "$PORTICO_URL/dav/")" "401" "old password"
-check_eq "$(curl -sS -o /dev/null -w '%{http_code}' -u "carol:$new_password" "$PORTICO_URL/dav/")" "200" "new password"
+check_eq "$(plain_curl -o /dev/null -w '%{http_code}' -u carol:carol-password-1 "$PORTICO_URL/dav/")" "401" "old password"
+check_eq "$(plain_curl -o /dev/null -w '%{http_code}' -u "carol:$new_password" "$PORTICO_URL/dav/")" "200" "new password"
 "$BIN" user disable carol
-check_eq "$(curl -sS -o /dev/null -w '%{http_code}' -u "carol:$new_password" "$PORTICO_URL/dav/")" "401" "disabled account"
+check_eq "$(plain_curl -o /dev/null -w '%{http_code}' -u "carol:$new_password" "$PORTICO_URL/dav/")" "401" "disabled account"
 "$BIN" user enable carol
 "$BIN" key revoke "$carol_id"
 if AWS_ACCESS_KEY_ID=$carol_id AWS_SECRET_ACCESS_KEY=$carol_secret "${AWS[@]}" s3 ls 2>err.txt; then fail "a revoked key still works"; fi

@@ -5,7 +5,7 @@ source "$(dirname "$0")/../lib.sh"
 head -c 300000 /dev/urandom > a.jpg
 step "aws s3 mb / cp / ls"
 "${AWS[@]}" s3 mb s3://photos
-"${AWS[@]}" s3 cp a.jpg s3://photos/2024/a.jpg
+"${AWS[@]}" s3 cp --no-progress a.jpg s3://photos/2024/a.jpg
 listing=$("${AWS[@]}" s3 ls s3://photos/2024/)
 check_contains "$listing" "a.jpg" "aws s3 ls"
 
@@ -30,17 +30,17 @@ code=$(dav -o /dev/null -w '%{http_code}' -T note.txt "$PORTICO_URL/dav/photos/n
 check_eq "$code" "201" "WebDAV PUT"
 listing=$("${AWS[@]}" s3 ls s3://photos/)
 check_contains "$listing" "note.txt" "aws s3 ls after WebDAV PUT"
-"${AWS[@]}" s3 cp s3://photos/note.txt back.txt
+"${AWS[@]}" s3 cp --no-progress s3://photos/note.txt back.txt
 cmp note.txt back.txt || fail "bytes differ between WebDAV and S3"
 
 step "errors are protocol answers"
 if "${AWS[@]}" s3 rb s3://photos 2>err.txt; then fail "removed a non-empty bucket"; fi
 check_contains "$(cat err.txt)" "BucketNotEmpty" "rb of a non-empty bucket"
-check_eq "$(curl -sS -o /dev/null -w '%{http_code}' "$PORTICO_URL/dav/photos/")" "401" "WebDAV without credentials"
-check_eq "$(curl -sS -o /dev/null -w '%{http_code}' -u "$PORTICO_ADMIN_USER:wrong" "$PORTICO_URL/dav/")" "401" "wrong password"
+check_eq "$(plain_curl -o /dev/null -w '%{http_code}' "$PORTICO_URL/dav/photos/")" "401" "WebDAV without credentials"
+check_eq "$(plain_curl -o /dev/null -w '%{http_code}' -u "$PORTICO_ADMIN_USER:wrong" "$PORTICO_URL/dav/")" "401" "wrong password"
 check_eq "$(dav -o /dev/null -w '%{http_code}' -X MKCOL "$PORTICO_URL/dav/photos/no/parent")" "409" "MKCOL without parent"
 
 step "cleanup with aws s3 rm --recursive and rb"
 "${AWS[@]}" s3 rm --recursive s3://photos
 "${AWS[@]}" s3 rb s3://photos
-check_eq "$("${AWS[@]}" s3 ls)" "" "no buckets left"
+case "$("${AWS[@]}" s3 ls)" in *" photos"*) fail "the bucket is still listed";; esac
