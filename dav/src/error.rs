@@ -15,7 +15,7 @@ pub fn to_status(err: &Error, request_id: &str) -> (StatusCode, String) {
         Error::AlreadyExists => StatusCode::METHOD_NOT_ALLOWED,
         Error::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
         Error::NotModified => StatusCode::NOT_MODIFIED,
-        Error::Conflict(_) | Error::NotEmpty => StatusCode::CONFLICT,
+        Error::Conflict(_) | Error::NotEmpty | Error::Contention => StatusCode::CONFLICT,
         Error::InvalidName(_) | Error::KeyTooLong { .. } | Error::InvalidInput { .. } => {
             StatusCode::BAD_REQUEST
         }

@@ -54,6 +54,8 @@ pub enum Error {
     Unauthenticated,
     #[error("access denied")]
     Forbidden,
+    #[error("a concurrent request changed this name; try again")]
+    Contention,
     #[error("the resource is locked")]
     Locked,
     #[error("the account's quota would be exceeded")]
@@ -106,9 +108,7 @@ impl From<portico_metadata::Error> for Error {
         match err {
             // A unique violation that the drive did not foresee: a concurrent request took
             // the name between our check and our insert.
-            portico_metadata::Error::Conflict(_) => {
-                Error::Conflict("a concurrent request changed this name")
-            }
+            portico_metadata::Error::Conflict(_) => Error::Contention,
             portico_metadata::Error::Unavailable(source) => Error::Unavailable(Box::new(source)),
             other => Error::Internal(Box::new(other)),
         }

@@ -16,7 +16,7 @@ use crate::error::{Error, Missing, Result};
 use crate::model::{Ctx, Entry, ObjectAttributes, Timestamp, VersionInfo};
 use crate::names::{Kind, NodePath};
 use crate::read::ReadRequest;
-use crate::write::{NewContent, Parents, VersionMeta};
+use crate::write::{NewContent, Parents, VersionMeta, with_retries};
 use crate::{Action, Drive, Grant};
 
 /// Smallest part S3 accepts, except for the last one.
@@ -471,6 +471,28 @@ impl Drive {
     /// Finishes an upload (S3 CompleteMultipartUpload): checks the listed parts, makes them
     /// the new version's segments in one transaction, releases the parts not listed.
     pub async fn complete_upload(
+        &self,
+        ctx: &Ctx,
+        path: &NodePath,
+        upload_id: &str,
+        listed: &[CompletedPart],
+        full_checksum: Option<(ChecksumAlgorithm, String)>,
+        preconditions: &Preconditions,
+    ) -> Result<(Entry, VersionInfo)> {
+        with_retries(|| {
+            self.complete_once(
+                ctx,
+                path,
+                upload_id,
+                listed,
+                full_checksum.clone(),
+                preconditions,
+            )
+        })
+        .await
+    }
+
+    async fn complete_once(
         &self,
         ctx: &Ctx,
         path: &NodePath,

@@ -1282,3 +1282,85 @@ async fn one_history_as_s3_versions_with_delete_markers() {
         assert!(report.is_healthy());
     }
 }
+
+#[tokio::test]
+async fn concurrent_writers_leave_a_consistent_catalog() {
+    for h in harnesses().await {
+        h.drive.create_bucket(&h.alice, "bkt").await.unwrap();
+        for round in 0..5 {
+            // Two clients delete both versions of one key at once.
+            let key = format!("k{round}");
+            put_s3(&h, &key, b"one").await;
+            put_s3(&h, &key, b"two").await;
+            let path = p(&format!("bkt/{key}"));
+            let versions = h.drive.versions(&h.alice, &path, Kind::File).await.unwrap();
+            let deletes = versions.iter().map(|v| {
+                let (drive, ctx, path, id) = (
+                    h.drive.clone(),
+                    h.alice.clone(),
+                    path.clone(),
+                    v.version_id.clone(),
+                );
+                tokio::spawn(
+                    async move { drive.delete_version(&ctx, &path, Kind::File, &id).await },
+                )
+            });
+            for done in futures::future::join_all(deletes).await {
+                done.unwrap().unwrap();
+            }
+            assert!(
+                h.drive.stat(&h.alice, &path, Kind::File).await.is_err(),
+                "no node left pointing at nothing"
+            );
+
+            // Two clients delete the last two objects of an implicit folder at once.
+            put_s3(&h, &format!("d{round}/a"), b"a").await;
+            put_s3(&h, &format!("d{round}/b"), b"b").await;
+            let deletes = ["a", "b"].map(|name| {
+                let (drive, ctx) = (h.drive.clone(), h.alice.clone());
+                let path = p(&format!("bkt/d{round}/{name}"));
+                tokio::spawn(async move { drive.delete_object(&ctx, &path, Kind::File).await })
+            });
+            for done in futures::future::join_all(deletes).await {
+                done.unwrap().unwrap();
+            }
+            let folder = h
+                .drive
+                .stat(&h.alice, &p(&format!("bkt/d{round}")), Kind::Folder)
+                .await;
+            assert!(folder.is_err(), "the emptied implicit folder is gone");
+
+            // Eight clients create files in one new folder at once: all succeed.
+            let puts = (0..8).map(|i| {
+                let (drive, ctx) = (h.drive.clone(), h.alice.clone());
+                let path = p(&format!("bkt/new{round}/deep/f{i}"));
+                tokio::spawn(async move {
+                    drive
+                        .put(
+                            &ctx,
+                            &path,
+                            body(b"x"),
+                            PutOptions::new(Kind::File, Parents::CreateImplicit),
+                        )
+                        .await
+                })
+            });
+            for done in futures::future::join_all(puts).await {
+                done.unwrap().unwrap();
+            }
+            let listed = list(&h, &format!("new{round}/"), None, None, 100).await.0;
+            assert_eq!(listed.len(), 8);
+        }
+        let report = h.drive.fsck(false).await.unwrap();
+        assert!(report.is_healthy());
+        assert_eq!(
+            h.drive
+                .inner
+                .catalog
+                .versions_with_missing_blob_rows()
+                .await
+                .unwrap(),
+            0
+        );
+    }
+}

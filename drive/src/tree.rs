@@ -249,7 +249,10 @@ impl Drive {
         {
             return Err(Error::NotFound(Missing::Bucket));
         }
-        let Some(node) = tx.node_by_key(grant.account_id, &path.key(kind)).await? else {
+        let Some(node) = tx
+            .node_by_key_locked(grant.account_id, &path.key(kind))
+            .await?
+        else {
             return Ok(None);
         };
         let mut marker = None;
@@ -291,7 +294,9 @@ impl Drive {
     ) -> Result<()> {
         let mut cursor = parent_id;
         while let Some(id) = cursor {
-            let Some(folder) = tx.node_by_id(id).await? else {
+            // Locked, then read: a concurrent delete of the folder's other last child has
+            // committed by the time we look at what is left.
+            let Some(folder) = tx.node_by_id_locked(id).await? else {
                 break;
             };
             if !folder.implicit || folder.trashed_at.is_some() || folder.parent_id.is_none() {

@@ -273,13 +273,18 @@ impl Drive {
             .await?
             .ok_or(Error::NotFound(Missing::Version))?;
         let mut tx = self.inner.catalog.begin().await?;
+        // Locked first: concurrent deletes of a key's versions (rclone purges in parallel)
+        // each see the others' work before deciding what becomes current.
         let node = tx
-            .node_by_id(row.node_id)
+            .node_by_id_locked(row.node_id)
             .await?
             .ok_or(Error::NotFound(Missing::Version))?;
         if node.account_id != grant.account_id || node.key != key {
             return Err(Error::NotFound(Missing::Version));
         }
+        let Some(row) = tx.version(row.id).await? else {
+            return Err(Error::NotFound(Missing::Version));
+        };
         tx.delete_version(grant.account_id, &row).await?;
         if node.version_row == Some(row.id) {
             match tx.latest_version(node.id).await? {
@@ -322,7 +327,7 @@ impl Drive {
     ) -> Result<()> {
         let mut tx = self.inner.catalog.begin().await?;
         let node = tx
-            .node_by_id(node_id)
+            .node_by_id_locked(node_id)
             .await?
             .ok_or(Error::NotFound(Missing::Version))?;
         if node.account_id != grant.account_id || node.key != key || node.trashed_at.is_none() {

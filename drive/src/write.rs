@@ -75,6 +75,25 @@ pub struct MkdirOptions {
     pub exist_ok: bool,
 }
 
+/// Runs a catalog transaction again when a concurrent writer made it fail on a unique
+/// name (two clients creating the same file or folder at once): the retry sees the other's
+/// row and proceeds as an overwrite. Bounded, with a short growing pause.
+pub(crate) async fn with_retries<T, F, Fut>(mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    for round in 1..=4u64 {
+        match attempt().await {
+            Err(Error::Contention) => {
+                tokio::time::sleep(std::time::Duration::from_millis(2 * round * round)).await
+            }
+            other => return other,
+        }
+    }
+    attempt().await
+}
+
 pub(crate) fn new_version_id() -> String {
     uuid::Uuid::now_v7().simple().to_string()
 }
@@ -214,7 +233,7 @@ impl Drive {
         {
             return Err(Error::BadDigest);
         }
-        let mut attributes = options.attributes;
+        let mut attributes = options.attributes.clone();
         attributes.checksum = Some(
             checksum.settle(
                 written
@@ -229,51 +248,54 @@ impl Drive {
         })?;
         let md5 = hex::encode(written.md5);
         let blake3 = hex::encode(written.blake3);
-        let mut tx = self.inner.catalog.begin().await?;
-        if !tx.charge_usage(grant.account_id, size).await? {
-            return Err(Error::QuotaExceeded);
-        }
-        let blob_id = match &written.locator {
-            Some(locator) => Some(
-                tx.insert_blob(&NewBlob {
-                    locator: locator.to_string(),
-                    size,
-                    md5: md5.clone(),
-                    blake3: blake3.clone(),
-                })
-                .await?,
-            ),
-            None => None,
-        };
-        let content = NewContent {
-            blob_id,
-            size,
-            etag: md5,
-            blake3: Some(blake3),
-            parts_count: None,
-        };
-        let meta = VersionMeta {
-            content_type: options.content_type,
-            attributes,
-            modified: options.modified,
-            parents: options.parents,
-        };
-        let (node, _) = self
-            .write_version(
-                &mut tx,
-                ctx,
-                grant,
-                path,
-                options.kind,
-                content,
-                meta,
-                &options.preconditions,
-            )
-            .await?;
-        tx.insert_audit(&self.audit(ctx, grant, "put", &node.key))
-            .await?;
-        tx.commit().await?;
-        Ok(Entry::from_row(&node))
+        with_retries(|| async {
+            let mut tx = self.inner.catalog.begin().await?;
+            if !tx.charge_usage(grant.account_id, size).await? {
+                return Err(Error::QuotaExceeded);
+            }
+            let blob_id = match &written.locator {
+                Some(locator) => Some(
+                    tx.insert_blob(&NewBlob {
+                        locator: locator.to_string(),
+                        size,
+                        md5: md5.clone(),
+                        blake3: blake3.clone(),
+                    })
+                    .await?,
+                ),
+                None => None,
+            };
+            let content = NewContent {
+                blob_id,
+                size,
+                etag: md5.clone(),
+                blake3: Some(blake3.clone()),
+                parts_count: None,
+            };
+            let meta = VersionMeta {
+                content_type: options.content_type.clone(),
+                attributes: attributes.clone(),
+                modified: options.modified,
+                parents: options.parents,
+            };
+            let (node, _) = self
+                .write_version(
+                    &mut tx,
+                    ctx,
+                    grant,
+                    path,
+                    options.kind,
+                    content,
+                    meta,
+                    &options.preconditions,
+                )
+                .await?;
+            tx.insert_audit(&self.audit(ctx, grant, "put", &node.key))
+                .await?;
+            tx.commit().await?;
+            Ok(Entry::from_row(&node))
+        })
+        .await
     }
 
     /// Makes `content` the new current version of the node of `kind` at `path`, creating
@@ -293,7 +315,7 @@ impl Drive {
     ) -> Result<(NodeRow, VersionRow)> {
         let key = path.key(kind);
         let parent = self.ensure_parents(tx, grant, path, meta.parents).await?;
-        let existing = tx.node_by_key(grant.account_id, &key).await?;
+        let existing = tx.node_by_key_locked(grant.account_id, &key).await?;
         preconditions.evaluate(existing.as_ref().and_then(current_state), false)?;
         if meta.parents == Parents::MustExist
             && tx
@@ -349,6 +371,33 @@ impl Drive {
     /// `replace`'s. The source is read under `source_request`'s version and conditions.
     #[allow(clippy::too_many_arguments)]
     pub async fn copy_object(
+        &self,
+        ctx: &Ctx,
+        source: &NodePath,
+        source_kind: Kind,
+        source_request: &ReadRequest,
+        target: &NodePath,
+        target_kind: Kind,
+        replace: Option<(Option<String>, ObjectAttributes)>,
+        preconditions: &Preconditions,
+    ) -> Result<(Entry, VersionInfo, VersionInfo)> {
+        with_retries(|| {
+            self.copy_object_once(
+                ctx,
+                source,
+                source_kind,
+                source_request,
+                target,
+                target_kind,
+                replace.clone(),
+                preconditions,
+            )
+        })
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn copy_object_once(
         &self,
         ctx: &Ctx,
         source: &NodePath,
@@ -500,8 +549,10 @@ impl Drive {
         if parent.is_root() {
             return Ok(None);
         }
+        // Held against deletion until commit: a concurrent S3 delete emptying this folder
+        // must not remove it under the child being added.
         if let Some(row) = tx
-            .node_by_key(grant.account_id, &parent.folder_key())
+            .folder_kept(grant.account_id, &parent.folder_key())
             .await?
         {
             return Ok(Some(row));
@@ -515,7 +566,7 @@ impl Drive {
                 break;
             }
             if let Some(row) = tx
-                .node_by_key(grant.account_id, &ancestor.folder_key())
+                .folder_kept(grant.account_id, &ancestor.folder_key())
                 .await?
             {
                 found = Some(row);
@@ -552,6 +603,10 @@ impl Drive {
 
     /// Creates a folder (WebDAV MKCOL, API, CLI).
     pub async fn mkdir(&self, ctx: &Ctx, path: &NodePath, options: MkdirOptions) -> Result<Entry> {
+        with_retries(|| self.mkdir_once(ctx, path, options)).await
+    }
+
+    async fn mkdir_once(&self, ctx: &Ctx, path: &NodePath, options: MkdirOptions) -> Result<Entry> {
         let grant = self.authorize(&ctx.principal, path, Action::Write)?;
         if path.is_root() {
             return if options.exist_ok {

@@ -140,6 +140,7 @@ impl App {
         let started = Instant::now();
         let id = request_id(&request);
         request.extensions_mut().insert(RequestId(id.clone()));
+        let is_head = request.method() == http::Method::HEAD;
         let route = match route(request.uri().path()) {
             // An S3 client naming a reserved bucket gets S3's own answer (InvalidBucketName,
             // NoSuchBucket) rather than a bare 404: signed requests are S3 requests.
@@ -161,6 +162,17 @@ impl App {
         }
         .instrument(span)
         .await;
+        if is_head {
+            // A HEAD answer never has a body, errors included: HTTP/1 strips it, but over
+            // HTTP/2 a DATA frame on a HEAD stream is a protocol error for the client.
+            let (parts, _) = response.into_parts();
+            response = Response::from_parts(
+                parts,
+                Full::new(Bytes::new())
+                    .map_err(|never| match never {})
+                    .boxed_unsync(),
+            );
+        }
         if let Ok(value) = HeaderValue::from_str(&id) {
             response.headers_mut().insert("x-request-id", value.clone());
             response.headers_mut().insert("x-amz-request-id", value);

@@ -179,6 +179,85 @@ impl Tx {
         }))
     }
 
+    /// The live node at `key`, locked for this transaction (PostgreSQL `FOR UPDATE`;
+    /// SQLite's write transaction already excludes every other writer).
+    pub async fn node_by_key_locked(
+        &mut self,
+        account_id: i64,
+        key: &str,
+    ) -> Result<Option<NodeRow>> {
+        Ok(match &mut self.inner {
+            Inner::Sqlite(tx) => {
+                sqlx::query_as(concat!(
+                    "SELECT ",
+                    node_columns!(),
+                    " FROM nodes WHERE account_id = $1 AND key = $2 AND trashed_at IS NULL"
+                ))
+                .bind(account_id)
+                .bind(key)
+                .fetch_optional(&mut **tx)
+                .await?
+            }
+            Inner::Postgres(tx) => sqlx::query_as(concat!(
+                "SELECT ",
+                node_columns!(),
+                " FROM nodes WHERE account_id = $1 AND key = $2 AND trashed_at IS NULL FOR UPDATE"
+            ))
+            .bind(account_id)
+            .bind(key)
+            .fetch_optional(&mut **tx)
+            .await?,
+        })
+    }
+
+    /// A node by id, locked for this transaction (see [`Tx::node_by_key_locked`]). Read
+    /// after the lock is granted, so it reflects whatever a competing writer committed.
+    pub async fn node_by_id_locked(&mut self, node_id: i64) -> Result<Option<NodeRow>> {
+        Ok(match &mut self.inner {
+            Inner::Sqlite(tx) => {
+                sqlx::query_as(concat!(
+                    "SELECT ",
+                    node_columns!(),
+                    " FROM nodes WHERE id = $1"
+                ))
+                .bind(node_id)
+                .fetch_optional(&mut **tx)
+                .await?
+            }
+            Inner::Postgres(tx) => {
+                sqlx::query_as(concat!(
+                    "SELECT ",
+                    node_columns!(),
+                    " FROM nodes WHERE id = $1 FOR UPDATE"
+                ))
+                .bind(node_id)
+                .fetch_optional(&mut **tx)
+                .await?
+            }
+        })
+    }
+
+    /// The live folder at `key`, held against deletion until commit (PostgreSQL
+    /// `FOR KEY SHARE`: other writers may still add children beside ours).
+    pub async fn folder_kept(&mut self, account_id: i64, key: &str) -> Result<Option<NodeRow>> {
+        Ok(match &mut self.inner {
+            Inner::Sqlite(tx) => sqlx::query_as(concat!(
+                "SELECT ", node_columns!(), " FROM nodes WHERE account_id = $1 AND key = $2 AND trashed_at IS NULL"
+            ))
+            .bind(account_id)
+            .bind(key)
+            .fetch_optional(&mut **tx)
+            .await?,
+            Inner::Postgres(tx) => sqlx::query_as(concat!(
+                "SELECT ", node_columns!(), " FROM nodes WHERE account_id = $1 AND key = $2 AND trashed_at IS NULL FOR KEY SHARE"
+            ))
+            .bind(account_id)
+            .bind(key)
+            .fetch_optional(&mut **tx)
+            .await?,
+        })
+    }
+
     pub async fn node_by_id(&mut self, node_id: i64) -> Result<Option<NodeRow>> {
         Ok(on_tx!(self, conn => {
             sqlx::query_as(concat!("SELECT ", node_columns!(), " FROM nodes WHERE id = $1"))

@@ -44,6 +44,10 @@ pub fn to_s3_error(err: Error, request_id: &str) -> S3Error {
             S3ErrorCode::OperationAborted,
             format!("A conflicting operation is in progress: {why}."),
         ),
+        Error::Contention => (
+            S3ErrorCode::OperationAborted,
+            "A conflicting conditional operation is currently in progress against this resource. Please try again.".into(),
+        ),
         Error::NotEmpty => (
             S3ErrorCode::BucketNotEmpty,
             "The bucket you tried to delete is not empty.".into(),
@@ -202,6 +206,7 @@ mod tests {
             (Error::NotModified, "NotModified", 304),
             (Error::Conflict("x"), "OperationAborted", 409),
             (Error::NotEmpty, "BucketNotEmpty", 409),
+            (Error::Contention, "OperationAborted", 409),
             (Error::KeyTooLong { max: 1024 }, "KeyTooLongError", 400),
             (Error::InvalidRange { size: 3 }, "InvalidRange", 416),
             (Error::Unauthenticated, "AccessDenied", 403),

@@ -434,13 +434,15 @@ async fn delete_one(
     version_id: Option<&str>,
 ) -> S3Result<(Option<String>, bool)> {
     match version_id {
-        Some(version_id) => {
-            let deleted = drive
-                .delete_version(ctx, path, kind, version_id)
-                .await
-                .map_err(fail(ctx))?;
-            Ok((Some(deleted.version_id), deleted.delete_marker))
-        }
+        Some(version_id) => match drive.delete_version(ctx, path, kind, version_id).await {
+            Ok(deleted) => Ok((Some(deleted.version_id), deleted.delete_marker)),
+            // Deleting is idempotent in S3: a version that is already gone is success
+            // (clients purging a bucket delete versions and markers in parallel).
+            Err(portico_drive::Error::NotFound(portico_drive::Missing::Version)) => {
+                Ok((Some(version_id.to_owned()), false))
+            }
+            Err(err) => Err(to_s3_error(err, &ctx.request_id)),
+        },
         None => {
             let marker = drive
                 .delete_object(ctx, path, kind)
