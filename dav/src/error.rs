@@ -15,10 +15,13 @@ pub fn to_status(err: &Error, request_id: &str) -> (StatusCode, String) {
         Error::AlreadyExists => StatusCode::METHOD_NOT_ALLOWED,
         Error::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
         Error::NotModified => StatusCode::NOT_MODIFIED,
-        Error::Conflict(_) | Error::NotEmpty | Error::Contention => StatusCode::CONFLICT,
-        Error::InvalidName(_) | Error::KeyTooLong { .. } | Error::InvalidInput { .. } => {
-            StatusCode::BAD_REQUEST
+        Error::Conflict(_) | Error::NotEmpty | Error::Contention | Error::NameTaken => {
+            StatusCode::CONFLICT
         }
+        Error::InvalidName(_)
+        | Error::KeyTooLong { .. }
+        | Error::InvalidInput { .. }
+        | Error::InvalidTag(_) => StatusCode::BAD_REQUEST,
         Error::InvalidRange { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
         Error::Unauthenticated => StatusCode::UNAUTHORIZED,
         Error::Forbidden => StatusCode::FORBIDDEN,

@@ -54,6 +54,10 @@ pub enum Error {
     Unauthenticated,
     #[error("access denied")]
     Forbidden,
+    #[error("the name is taken by another account")]
+    NameTaken,
+    #[error("invalid tags: {0}")]
+    InvalidTag(String),
     #[error("a concurrent request changed this name; try again")]
     Contention,
     #[error("the resource is locked")]

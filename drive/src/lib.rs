@@ -10,6 +10,7 @@
 //! itself: rows go through `portico-metadata`, bytes through `portico-volume`.
 
 mod auth;
+mod buckets;
 mod checksum;
 mod conditions;
 mod error;
@@ -33,6 +34,7 @@ pub use auth::{
     AccessKeyInfo, AccountInfo, NewAccessKey, NewAccountRequest, ServerKey, generate_password,
     validate_account_name,
 };
+pub use buckets::{BucketSettings, CorsRule, validate_tags};
 pub use checksum::{Checksum, ChecksumAlgorithm, ChecksumType, ExpectedChecksum};
 pub use conditions::{ByteRange, EtagCondition, Preconditions};
 pub use error::{Error, InvalidName, Missing, Result};

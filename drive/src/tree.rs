@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use portico_metadata::{NewNode, NewVersion, NodeRow, Tx};
 
 use crate::error::{Error, Missing, Result};
-use crate::model::{Ctx, Entry};
+use crate::model::Ctx;
 use crate::names::{Kind, NodePath};
-use crate::write::{MkdirOptions, Parents, new_version_id};
+use crate::write::{Parents, new_version_id};
 use crate::{Action, Drive, Grant};
 
 /// Move or copy.
@@ -314,57 +314,6 @@ impl Drive {
             }
             cursor = folder.parent_id;
         }
-        Ok(())
-    }
-
-    // ---- buckets ---------------------------------------------------------------------
-
-    /// The account's buckets: top-level folders whose names are valid bucket names.
-    pub async fn list_buckets(&self, ctx: &Ctx) -> Result<Vec<Entry>> {
-        let entries = self
-            .list_folder(ctx, &NodePath::root(), None, i64::MAX)
-            .await?;
-        Ok(entries
-            .into_iter()
-            .filter(|e| e.is_folder() && e.path.name().is_some_and(crate::is_valid_bucket_name))
-            .collect())
-    }
-
-    pub async fn bucket(&self, ctx: &Ctx, name: &str) -> Result<Entry> {
-        let path = NodePath::from_segments([name]).map_err(|_| Error::NotFound(Missing::Bucket))?;
-        self.stat(ctx, &path, Kind::Folder)
-            .await
-            .map_err(|err| match err {
-                Error::NotFound(_) => Error::NotFound(Missing::Bucket),
-                other => other,
-            })
-    }
-
-    pub async fn create_bucket(&self, ctx: &Ctx, name: &str) -> Result<Entry> {
-        crate::validate_bucket_name(name)?;
-        let path = NodePath::from_segments([name])?;
-        self.mkdir(ctx, &path, MkdirOptions::default()).await
-    }
-
-    /// Deletes an empty bucket (nothing live inside).
-    pub async fn delete_bucket(&self, ctx: &Ctx, name: &str) -> Result<()> {
-        let path = NodePath::from_segments([name]).map_err(|_| Error::NotFound(Missing::Bucket))?;
-        let grant = self.authorize(&ctx.principal, &path, Action::Delete)?;
-        let mut tx = self.inner.catalog.begin().await?;
-        let bucket = tx
-            .node_by_key(grant.account_id, &path.folder_key())
-            .await?
-            .ok_or(Error::NotFound(Missing::Bucket))?;
-        if tx.has_children(bucket.id).await? {
-            return Err(Error::NotEmpty);
-        }
-        if !tx.delete_empty_node(bucket.id).await? {
-            tx.trash_subtree(&bucket, Some(ctx.principal.account_id.0))
-                .await?;
-        }
-        tx.insert_audit(&self.audit(ctx, grant, "delete_bucket", &bucket.key))
-            .await?;
-        tx.commit().await?;
         Ok(())
     }
 }

@@ -33,6 +33,9 @@ pub struct ServerSettings {
     pub log_level: String,
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
     pub shutdown_grace_secs: u64,
+    /// Base domain for virtual-host style S3 (`bucket.<s3_domain>`); empty: path style only
+    /// (which always works).
+    pub s3_domain: String,
     /// PEM certificate chain for HTTPS; with `tls_key`, the listener speaks TLS only.
     pub tls_cert: PathBuf,
     /// PEM private key for HTTPS.
@@ -75,6 +78,7 @@ impl Default for ServerSettings {
             log_format: "pretty".into(),
             log_level: "info".into(),
             shutdown_grace_secs: 30,
+            s3_domain: String::new(),
             tls_cert: PathBuf::new(),
             tls_key: PathBuf::new(),
         }

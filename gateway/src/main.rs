@@ -251,7 +251,9 @@ async fn serve(
             setup::first_start_message(first, &url, &settings.auth.s3_region)
         );
     }
-    let app = std::sync::Arc::new(portico_gateway::App::new(drive));
+    let domain = Some(settings.server.s3_domain.clone()).filter(|d| !d.is_empty());
+    let app =
+        std::sync::Arc::new(portico_gateway::App::new(drive, domain).map_err(anyhow::Error::msg)?);
     let grace = Duration::from_secs(settings.server.shutdown_grace_secs);
     portico_gateway::server::serve(app, listener, tls, shutdown_signal(), grace).await?;
     Ok(std::process::ExitCode::SUCCESS)

@@ -127,13 +127,35 @@ pub struct App {
     drive: Drive,
     s3: portico_s3api::S3Front,
     dav: DavService,
+    /// Base domain of virtual-host style S3 requests (`bucket.<domain>`), if configured.
+    s3_domain: Option<String>,
 }
 
 impl App {
-    pub fn new(drive: Drive) -> Self {
-        let s3 = portico_s3api::S3Front::new(drive.clone());
+    pub fn new(drive: Drive, s3_domain: Option<String>) -> Result<Self, String> {
+        let s3 = portico_s3api::S3Front::new(drive.clone(), s3_domain.clone())?;
         let dav = DavService::new(drive.clone(), DAV_PREFIX);
-        Self { drive, s3, dav }
+        Ok(Self {
+            drive,
+            s3,
+            dav,
+            s3_domain,
+        })
+    }
+
+    /// Whether the request addresses a bucket by host name: then its whole path is a key.
+    fn is_virtual_host<B>(&self, request: &Request<B>) -> bool {
+        let Some(domain) = &self.s3_domain else {
+            return false;
+        };
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+        host.strip_suffix(domain.as_str())
+            .is_some_and(|rest| rest.ends_with('.') && rest.len() > 1)
     }
 
     pub async fn handle(&self, mut request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
@@ -142,9 +164,19 @@ impl App {
         request.extensions_mut().insert(RequestId(id.clone()));
         let is_head = request.method() == http::Method::HEAD;
         let route = match route(request.uri().path()) {
+            _ if self.is_virtual_host(&request) => Route::S3,
             // An S3 client naming a reserved bucket gets S3's own answer (InvalidBucketName,
             // NoSuchBucket) rather than a bare 404: signed requests are S3 requests.
             Route::Reserved if is_s3_signed(&request) => Route::S3,
+            // WebDAV clients probe the server root with OPTIONS (no Origin: not a CORS
+            // preflight) before they ask for credentials.
+            Route::S3
+                if request.method() == http::Method::OPTIONS
+                    && request.uri().path() == "/"
+                    && !request.headers().contains_key(header::ORIGIN) =>
+            {
+                Route::Dav
+            }
             other => other,
         };
         let method = request.method().clone();

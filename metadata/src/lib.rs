@@ -433,6 +433,22 @@ impl Catalog {
         }))
     }
 
+    /// The account that claimed an S3 bucket name, if any.
+    pub async fn bucket_claim(&self, name: &str) -> Result<Option<i64>> {
+        let row: Option<(i64,)> = on_backend!(&self.backend, read, pool => {
+            sqlx::query_as("SELECT account_id FROM bucket_claims WHERE name = $1").bind(name).fetch_optional(pool).await?
+        });
+        Ok(row.map(|r| r.0))
+    }
+
+    /// A bucket's settings JSON (`{}` when none were stored).
+    pub async fn bucket_settings(&self, node_id: i64) -> Result<String> {
+        let row: Option<(String,)> = on_backend!(&self.backend, read, pool => {
+            sqlx::query_as("SELECT settings FROM bucket_settings WHERE node_id = $1").bind(node_id).fetch_optional(pool).await?
+        });
+        Ok(row.map(|r| r.0).unwrap_or_else(|| "{}".into()))
+    }
+
     /// A version by its public id (S3 `versionId`).
     pub async fn version_by_public_id(&self, version_id: &str) -> Result<Option<VersionRow>> {
         Ok(on_backend!(&self.backend, read, pool => {

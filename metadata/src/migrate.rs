@@ -24,6 +24,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0002_version_listing.sql"),
         postgres: include_str!("../../migrations/postgres/0002_version_listing.sql"),
     },
+    Migration {
+        version: 3,
+        name: "0003_bucket_claims",
+        sqlite: include_str!("../../migrations/sqlite/0003_bucket_claims.sql"),
+        postgres: include_str!("../../migrations/postgres/0003_bucket_claims.sql"),
+    },
 ];
 
 /// FNV-1a: a stable checksum without another dependency; it guards against accidents,

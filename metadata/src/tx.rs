@@ -881,6 +881,71 @@ impl Tx {
         Ok(())
     }
 
+    // ---- buckets -----------------------------------------------------------------------
+
+    /// Claims an S3 bucket name for an account; `false` if another account holds it.
+    pub async fn claim_bucket(&mut self, name: &str, account_id: i64) -> Result<bool> {
+        let existing: Option<(i64,)> = on_tx!(self, conn => {
+            sqlx::query_as("SELECT account_id FROM bucket_claims WHERE name = $1").bind(name).fetch_optional(conn).await?
+        });
+        match existing {
+            Some((owner,)) => Ok(owner == account_id),
+            None => {
+                on_tx!(self, conn => {
+                    sqlx::query("INSERT INTO bucket_claims (name, account_id, created_at) VALUES ($1, $2, $3)")
+                        .bind(name)
+                        .bind(account_id)
+                        .bind(now_nanos())
+                        .execute(conn)
+                        .await?;
+                });
+                Ok(true)
+            }
+        }
+    }
+
+    pub async fn release_bucket(&mut self, name: &str, account_id: i64) -> Result<()> {
+        on_tx!(self, conn => {
+            sqlx::query("DELETE FROM bucket_claims WHERE name = $1 AND account_id = $2")
+                .bind(name)
+                .bind(account_id)
+                .execute(conn)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Stores a bucket's settings JSON.
+    pub async fn set_bucket_settings(&mut self, node_id: i64, settings: &str) -> Result<()> {
+        on_tx!(self, conn => {
+            sqlx::query(
+                "INSERT INTO bucket_settings (node_id, settings) VALUES ($1, $2)
+                 ON CONFLICT (node_id) DO UPDATE SET settings = excluded.settings",
+            )
+            .bind(node_id)
+            .bind(settings)
+            .execute(conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Replaces a version's attributes JSON (tags change without a new version, as in S3).
+    pub async fn set_version_attributes(
+        &mut self,
+        version_row: i64,
+        attributes: &str,
+    ) -> Result<()> {
+        on_tx!(self, conn => {
+            sqlx::query("UPDATE versions SET attributes = $2 WHERE id = $1")
+                .bind(version_row)
+                .bind(attributes)
+                .execute(conn)
+                .await?;
+        });
+        Ok(())
+    }
+
     // ---- audit -------------------------------------------------------------------------
 
     pub async fn insert_audit(&mut self, entry: &NewAudit) -> Result<()> {

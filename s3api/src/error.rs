@@ -44,6 +44,11 @@ pub fn to_s3_error(err: Error, request_id: &str) -> S3Error {
             S3ErrorCode::OperationAborted,
             format!("A conflicting operation is in progress: {why}."),
         ),
+        Error::NameTaken => (
+            S3ErrorCode::BucketAlreadyExists,
+            "The requested bucket name is not available. Please select a different name and try again.".into(),
+        ),
+        Error::InvalidTag(why) => (S3ErrorCode::InvalidTag, format!("The tag set is invalid: {why}.")),
         Error::Contention => (
             S3ErrorCode::OperationAborted,
             "A conflicting conditional operation is currently in progress against this resource. Please try again.".into(),
@@ -207,6 +212,8 @@ mod tests {
             (Error::Conflict("x"), "OperationAborted", 409),
             (Error::NotEmpty, "BucketNotEmpty", 409),
             (Error::Contention, "OperationAborted", 409),
+            (Error::NameTaken, "BucketAlreadyExists", 409),
+            (Error::InvalidTag("x".into()), "InvalidTag", 400),
             (Error::KeyTooLong { max: 1024 }, "KeyTooLongError", 400),
             (Error::InvalidRange { size: 3 }, "InvalidRange", 416),
             (Error::Unauthenticated, "AccessDenied", 403),

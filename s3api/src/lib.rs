@@ -10,6 +10,7 @@
 mod buckets;
 mod checksums;
 pub mod error;
+mod front;
 mod listing;
 mod multipart;
 mod objects;
@@ -22,76 +23,9 @@ use s3s::dto::*;
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 pub use error::to_s3_error;
+pub use front::S3Front;
 /// The body type S3 requests and responses use.
 pub use s3s::Body as S3Body;
-
-/// The S3 front door: s3s's service (routing, signatures, XML) over [`PorticoS3`], with
-/// every error body carrying the request id.
-#[derive(Clone)]
-pub struct S3Front {
-    service: s3s::service::S3Service,
-}
-
-impl S3Front {
-    pub fn new(drive: Drive) -> Self {
-        let mut builder = s3s::service::S3ServiceBuilder::new(PorticoS3::new(drive.clone()));
-        builder.set_auth(PorticoAuth::new(drive));
-        Self {
-            service: builder.build(),
-        }
-    }
-
-    /// Handles one S3 request. The request id must be in the request's extensions.
-    pub async fn handle(&self, request: http::Request<s3s::Body>) -> http::Response<s3s::Body> {
-        let request_id = request_id(request.extensions());
-        let response = match self.service.call(request).await {
-            Ok(response) => response,
-            Err(err) => {
-                tracing::error!(request_id, error = ?err, "the S3 service failed");
-                let mut error = S3Error::with_message(
-                    S3ErrorCode::InternalError,
-                    "We encountered an internal error.",
-                );
-                error.set_request_id(&request_id);
-                return error
-                    .to_http_response()
-                    .unwrap_or_else(|_| http::Response::new(s3s::Body::empty()));
-            }
-        };
-        with_request_id(response, &request_id)
-    }
-}
-
-/// Errors raised inside s3s (signature checks, routing) carry no request id; add it, so
-/// every S3 error body names the request as AWS's do.
-fn with_request_id(
-    response: http::Response<s3s::Body>,
-    request_id: &str,
-) -> http::Response<s3s::Body> {
-    if response.status().as_u16() < 400 || request_id.is_empty() {
-        return response;
-    }
-    let (mut parts, body) = response.into_parts();
-    let Some(bytes) = body.bytes() else {
-        return http::Response::from_parts(parts, body);
-    };
-    let Ok(text) = std::str::from_utf8(&bytes) else {
-        return http::Response::from_parts(parts, body);
-    };
-    if text.contains("<RequestId>") || !text.contains("</Error>") {
-        return http::Response::from_parts(parts, body);
-    }
-    let patched = text.replacen(
-        "</Error>",
-        &format!("<RequestId>{request_id}</RequestId></Error>"),
-        1,
-    );
-    parts.headers.insert(
-        http::header::CONTENT_LENGTH,
-        http::HeaderValue::from(patched.len()),
-    );
-    http::Response::from_parts(parts, s3s::Body::from(patched))
-}
 
 /// The S3 service over one drive.
 #[derive(Clone)]
@@ -446,6 +380,96 @@ impl S3 for PorticoS3 {
             ));
         }
         Ok(S3Response::new(PutBucketVersioningOutput::default()))
+    }
+
+    async fn put_bucket_cors(
+        &self,
+        req: S3Request<PutBucketCorsInput>,
+    ) -> S3Result<S3Response<PutBucketCorsOutput>> {
+        let ctx = self.ctx(&req).await?;
+        buckets::put_bucket_cors(&self.drive, &ctx, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn get_bucket_cors(
+        &self,
+        req: S3Request<GetBucketCorsInput>,
+    ) -> S3Result<S3Response<GetBucketCorsOutput>> {
+        let ctx = self.ctx(&req).await?;
+        buckets::get_bucket_cors(&self.drive, &ctx, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn delete_bucket_cors(
+        &self,
+        req: S3Request<DeleteBucketCorsInput>,
+    ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
+        let ctx = self.ctx(&req).await?;
+        buckets::delete_bucket_cors(&self.drive, &ctx, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn put_bucket_tagging(
+        &self,
+        req: S3Request<PutBucketTaggingInput>,
+    ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
+        let ctx = self.ctx(&req).await?;
+        buckets::put_bucket_tagging(&self.drive, &ctx, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn get_bucket_tagging(
+        &self,
+        req: S3Request<GetBucketTaggingInput>,
+    ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
+        let ctx = self.ctx(&req).await?;
+        buckets::get_bucket_tagging(&self.drive, &ctx, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn delete_bucket_tagging(
+        &self,
+        req: S3Request<DeleteBucketTaggingInput>,
+    ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
+        let ctx = self.ctx(&req).await?;
+        buckets::delete_bucket_tagging(&self.drive, &ctx, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn get_object_tagging(
+        &self,
+        req: S3Request<GetObjectTaggingInput>,
+    ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+        let ctx = self.ctx(&req).await?;
+        objects::get_object_tagging(&self.drive, &ctx, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn put_object_tagging(
+        &self,
+        req: S3Request<PutObjectTaggingInput>,
+    ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+        let ctx = self.ctx(&req).await?;
+        objects::put_object_tagging(&self.drive, &ctx, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn delete_object_tagging(
+        &self,
+        req: S3Request<DeleteObjectTaggingInput>,
+    ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+        let ctx = self.ctx(&req).await?;
+        objects::delete_object_tagging(&self.drive, &ctx, req.input)
+            .await
+            .map(S3Response::new)
     }
 
     async fn create_multipart_upload(

@@ -172,33 +172,6 @@ fn decode_token(ctx: &Ctx, token: &str) -> S3Result<String> {
         })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn url_encoding_keeps_slashes_and_escapes_the_rest() {
-        for (key, expected) in [
-            ("a/b c+d%e", "a/b%20c%2Bd%25e"),
-            ("caf\u{e9}", "caf%C3%A9"),
-            ("safe-_.~", "safe-_.~"),
-        ] {
-            assert_eq!(encode(key, true), expected);
-            assert_eq!(encode(key, false), key);
-        }
-    }
-
-    #[test]
-    fn tokens_round_trip_any_key() {
-        for key in ["a", "dir/sub/", "\u{10ffff}/x y"] {
-            let ctx_free = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(encode_token(key))
-                .unwrap();
-            assert_eq!(String::from_utf8(ctx_free).unwrap(), key);
-        }
-    }
-}
-
 pub(crate) async fn list_object_versions(
     drive: &Drive,
     ctx: &Ctx,
@@ -286,4 +259,31 @@ pub(crate) async fn list_object_versions(
         encoding_type: input.encoding_type,
         request_charged: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_encoding_keeps_slashes_and_escapes_the_rest() {
+        for (key, expected) in [
+            ("a/b c+d%e", "a/b%20c%2Bd%25e"),
+            ("caf\u{e9}", "caf%C3%A9"),
+            ("safe-_.~", "safe-_.~"),
+        ] {
+            assert_eq!(encode(key, true), expected);
+            assert_eq!(encode(key, false), key);
+        }
+    }
+
+    #[test]
+    fn tokens_round_trip_any_key() {
+        for key in ["a", "dir/sub/", "\u{10ffff}/x y"] {
+            let ctx_free = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(encode_token(key))
+                .unwrap();
+            assert_eq!(String::from_utf8(ctx_free).unwrap(), key);
+        }
+    }
 }

@@ -497,3 +497,50 @@ pub(crate) async fn delete_objects(
         request_charged: None,
     })
 }
+
+pub(crate) async fn get_object_tagging(
+    drive: &Drive,
+    ctx: &Ctx,
+    input: GetObjectTaggingInput,
+) -> S3Result<GetObjectTaggingOutput> {
+    let (path, kind) = object_path(ctx, &input.bucket, &input.key)?;
+    let (version_id, tags) = drive
+        .object_tags(ctx, &path, kind, input.version_id)
+        .await
+        .map_err(fail(ctx))?;
+    Ok(GetObjectTaggingOutput {
+        tag_set: crate::buckets::tag_set(tags),
+        version_id: Some(version_id),
+    })
+}
+
+pub(crate) async fn put_object_tagging(
+    drive: &Drive,
+    ctx: &Ctx,
+    input: PutObjectTaggingInput,
+) -> S3Result<PutObjectTaggingOutput> {
+    let (path, kind) = object_path(ctx, &input.bucket, &input.key)?;
+    let tags = crate::buckets::tag_map(ctx, input.tagging.tag_set)?;
+    let version_id = drive
+        .set_object_tags(ctx, &path, kind, input.version_id, Some(tags))
+        .await
+        .map_err(fail(ctx))?;
+    Ok(PutObjectTaggingOutput {
+        version_id: Some(version_id),
+    })
+}
+
+pub(crate) async fn delete_object_tagging(
+    drive: &Drive,
+    ctx: &Ctx,
+    input: DeleteObjectTaggingInput,
+) -> S3Result<DeleteObjectTaggingOutput> {
+    let (path, kind) = object_path(ctx, &input.bucket, &input.key)?;
+    let version_id = drive
+        .set_object_tags(ctx, &path, kind, input.version_id, None)
+        .await
+        .map_err(fail(ctx))?;
+    Ok(DeleteObjectTaggingOutput {
+        version_id: Some(version_id),
+    })
+}

@@ -463,3 +463,347 @@ async fn quota_is_refused_before_bytes_are_accepted() {
         gw.stop().await;
     }
 }
+
+#[tokio::test]
+async fn multipart_versions_copies_tags_and_checksums_through_the_sdk() {
+    use aws_sdk_s3::types::{
+        ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart,
+        CorsConfiguration, CorsRule, MetadataDirective, Tag, Tagging,
+    };
+    for gw in Gateway::each().await {
+        let s3 = &gw.alice.s3;
+        s3.create_bucket().bucket("features").send().await.unwrap();
+
+        // Multipart: two parts, completed in one metadata commit.
+        let upload = s3
+            .create_multipart_upload()
+            .bucket("features")
+            .key("mp.bin")
+            .send()
+            .await
+            .unwrap();
+        let id = upload.upload_id().unwrap();
+        let one = vec![1u8; 5 * 1024 * 1024];
+        let two = b"tail".to_vec();
+        let mut parts = Vec::new();
+        for (number, data) in [(1, one.clone()), (2, two.clone())] {
+            let part = s3
+                .upload_part()
+                .bucket("features")
+                .key("mp.bin")
+                .upload_id(id)
+                .part_number(number)
+                .body(ByteStream::from(data))
+                .send()
+                .await
+                .unwrap();
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(number)
+                    .e_tag(part.e_tag().unwrap())
+                    .build(),
+            );
+        }
+        let listed = s3
+            .list_parts()
+            .bucket("features")
+            .key("mp.bin")
+            .upload_id(id)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(listed.parts().len(), 2);
+        let done = s3
+            .complete_multipart_upload()
+            .bucket("features")
+            .key("mp.bin")
+            .upload_id(id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            done.e_tag().unwrap().ends_with("-2\""),
+            "{:?}",
+            done.e_tag()
+        );
+        let whole: Vec<u8> = one.iter().chain(two.iter()).copied().collect();
+        assert_eq!(
+            body_of(
+                s3.get_object()
+                    .bucket("features")
+                    .key("mp.bin")
+                    .send()
+                    .await
+                    .unwrap()
+            )
+            .await,
+            whole
+        );
+        let aborted = s3
+            .create_multipart_upload()
+            .bucket("features")
+            .key("gone.bin")
+            .send()
+            .await
+            .unwrap();
+        s3.abort_multipart_upload()
+            .bucket("features")
+            .key("gone.bin")
+            .upload_id(aborted.upload_id().unwrap())
+            .send()
+            .await
+            .unwrap();
+        let uploads = s3
+            .list_multipart_uploads()
+            .bucket("features")
+            .send()
+            .await
+            .unwrap();
+        assert!(uploads.uploads().is_empty());
+
+        // Checksums: the SDK sends CRC32, asks for it back, and validates it.
+        s3.put_object()
+            .bucket("features")
+            .key("crc.txt")
+            .checksum_algorithm(ChecksumAlgorithm::Crc32)
+            .body(ByteStream::from_static(b"checksummed"))
+            .send()
+            .await
+            .unwrap();
+        let got = s3
+            .get_object()
+            .bucket("features")
+            .key("crc.txt")
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+            .unwrap();
+        assert!(got.checksum_crc32().is_some());
+        assert_eq!(body_of(got).await, b"checksummed");
+
+        // Versions: an overwrite and a delete leave two versions and a delete marker.
+        s3.put_object()
+            .bucket("features")
+            .key("v.txt")
+            .body(ByteStream::from_static(b"one"))
+            .send()
+            .await
+            .unwrap();
+        s3.put_object()
+            .bucket("features")
+            .key("v.txt")
+            .body(ByteStream::from_static(b"two"))
+            .send()
+            .await
+            .unwrap();
+        let deleted = s3
+            .delete_object()
+            .bucket("features")
+            .key("v.txt")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(deleted.delete_marker(), Some(true));
+        let versions = s3
+            .list_object_versions()
+            .bucket("features")
+            .prefix("v.txt")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(versions.versions().len(), 2);
+        assert_eq!(versions.delete_markers().len(), 1);
+        assert_eq!(versions.delete_markers()[0].is_latest(), Some(true));
+        let oldest = versions.versions()[1].version_id().unwrap();
+        let old = s3
+            .get_object()
+            .bucket("features")
+            .key("v.txt")
+            .version_id(oldest)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(body_of(old).await, b"one");
+        let marker = versions.delete_markers()[0].version_id().unwrap();
+        s3.delete_object()
+            .bucket("features")
+            .key("v.txt")
+            .version_id(marker)
+            .send()
+            .await
+            .unwrap();
+        let back = s3
+            .get_object()
+            .bucket("features")
+            .key("v.txt")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            body_of(back).await,
+            b"two",
+            "removing the delete marker restores the object"
+        );
+        let status = s3
+            .get_bucket_versioning()
+            .bucket("features")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(status.status().map(|s| s.as_str()), Some("Enabled"));
+
+        // CopyObject with metadata replaced keeps the bytes (and ETag).
+        s3.copy_object()
+            .bucket("features")
+            .key("copy.bin")
+            .copy_source("features/mp.bin")
+            .metadata_directive(MetadataDirective::Replace)
+            .metadata("kind", "copy")
+            .send()
+            .await
+            .unwrap();
+        let head = s3
+            .head_object()
+            .bucket("features")
+            .key("copy.bin")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.e_tag(), done.e_tag());
+        assert_eq!(
+            head.metadata().unwrap().get("kind").map(String::as_str),
+            Some("copy")
+        );
+
+        // Tags on objects and buckets.
+        let tagging = Tagging::builder()
+            .tag_set(Tag::builder().key("team").value("storage").build().unwrap())
+            .build()
+            .unwrap();
+        s3.put_object_tagging()
+            .bucket("features")
+            .key("crc.txt")
+            .tagging(tagging.clone())
+            .send()
+            .await
+            .unwrap();
+        let tags = s3
+            .get_object_tagging()
+            .bucket("features")
+            .key("crc.txt")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(tags.tag_set()[0].value(), "storage");
+        s3.delete_object_tagging()
+            .bucket("features")
+            .key("crc.txt")
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            s3.get_object_tagging()
+                .bucket("features")
+                .key("crc.txt")
+                .send()
+                .await
+                .unwrap()
+                .tag_set()
+                .is_empty()
+        );
+        s3.put_bucket_tagging()
+            .bucket("features")
+            .tagging(tagging)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            s3.get_bucket_tagging()
+                .bucket("features")
+                .send()
+                .await
+                .unwrap()
+                .tag_set()
+                .len(),
+            1
+        );
+
+        // CORS: preflights are answered from the bucket's rules, without credentials.
+        let rule = CorsRule::builder()
+            .allowed_origins("https://app.example.com")
+            .allowed_methods("GET")
+            .allowed_methods("PUT")
+            .allowed_headers("content-type")
+            .max_age_seconds(600)
+            .build()
+            .unwrap();
+        s3.put_bucket_cors()
+            .bucket("features")
+            .cors_configuration(
+                CorsConfiguration::builder()
+                    .cors_rules(rule)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let preflight = gw
+            .http
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{}/features/crc.txt", gw.url),
+            )
+            .header("origin", "https://app.example.com")
+            .header("access-control-request-method", "PUT")
+            .header("access-control-request-headers", "Content-Type")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(preflight.status(), 200);
+        assert_eq!(
+            preflight.headers()["access-control-allow-origin"],
+            "https://app.example.com"
+        );
+        assert_eq!(preflight.headers()["access-control-max-age"], "600");
+        let refused = gw
+            .http
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{}/features/crc.txt", gw.url),
+            )
+            .header("origin", "https://evil.example.net")
+            .header("access-control-request-method", "PUT")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 403);
+        assert!(
+            s3.get_bucket_cors()
+                .bucket("features")
+                .send()
+                .await
+                .unwrap()
+                .cors_rules()
+                .len()
+                == 1
+        );
+
+        // Bucket names are global: another account cannot take a claimed one.
+        let taken = gw
+            .bob
+            .s3
+            .create_bucket()
+            .bucket("features")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&taken), "BucketAlreadyExists");
+        gw.stop().await;
+    }
+}
