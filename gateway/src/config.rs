@@ -55,6 +55,10 @@ pub struct StorageSettings {
     pub max_object_size: u64,
     /// Catalog connection pool size.
     pub db_max_connections: u32,
+    /// Hours after which an unfinished multipart upload is aborted and its parts freed.
+    pub multipart_expiry_hours: u64,
+    /// Seconds between maintenance rounds (upload expiry, blob garbage collection).
+    pub maintenance_interval_secs: u64,
 }
 
 #[derive(Clone, Serialize, Deserialize, PartialEq)]
@@ -93,6 +97,8 @@ impl Default for StorageSettings {
             volume_dir: PathBuf::new(),
             max_object_size: portico_drive::DriveConfig::default().max_object_size,
             db_max_connections: 16,
+            multipart_expiry_hours: 7 * 24,
+            maintenance_interval_secs: 3600,
         }
     }
 }
@@ -270,6 +276,12 @@ impl Settings {
             return Err(ConfigError::Invalid {
                 key: "database_url",
                 message: "use sqlite://PATH or postgres://…".into(),
+            });
+        }
+        if self.storage.maintenance_interval_secs == 0 {
+            return Err(ConfigError::Invalid {
+                key: "maintenance_interval_secs",
+                message: "must be at least 1".into(),
             });
         }
         if self.storage.db_max_connections == 0 {

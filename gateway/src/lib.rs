@@ -3,6 +3,7 @@
 //! no file I/O and no protocol XML of its own.
 
 pub mod config;
+pub mod maintenance;
 pub mod server;
 pub mod setup;
 

@@ -251,11 +251,21 @@ async fn serve(
             setup::first_start_message(first, &url, &settings.auth.s3_region)
         );
     }
+    let drive_for_maintenance = drive.clone();
     let domain = Some(settings.server.s3_domain.clone()).filter(|d| !d.is_empty());
     let app =
         std::sync::Arc::new(portico_gateway::App::new(drive, domain).map_err(anyhow::Error::msg)?);
+    let schedule = portico_gateway::maintenance::Schedule {
+        every: Duration::from_secs(settings.storage.maintenance_interval_secs),
+        multipart_expiry: Duration::from_secs(settings.storage.multipart_expiry_hours * 3600),
+    };
+    let maintenance = tokio::spawn(portico_gateway::maintenance::run(
+        drive_for_maintenance,
+        schedule,
+    ));
     let grace = Duration::from_secs(settings.server.shutdown_grace_secs);
     portico_gateway::server::serve(app, listener, tls, shutdown_signal(), grace).await?;
+    maintenance.abort();
     Ok(std::process::ExitCode::SUCCESS)
 }
 

@@ -161,3 +161,64 @@ async fn shutdown_lets_an_upload_in_flight_finish() {
         gw.stop().await;
     }
 }
+
+#[tokio::test]
+async fn maintenance_aborts_abandoned_uploads() {
+    use aws_sdk_s3::primitives::ByteStream;
+    for gw in Gateway::each().await {
+        let s3 = &gw.alice.s3;
+        s3.create_bucket().bucket("abandoned").send().await.unwrap();
+        let upload = s3
+            .create_multipart_upload()
+            .bucket("abandoned")
+            .key("big")
+            .send()
+            .await
+            .unwrap();
+        s3.upload_part()
+            .bucket("abandoned")
+            .key("big")
+            .upload_id(upload.upload_id().unwrap())
+            .part_number(1)
+            .body(ByteStream::from(vec![5u8; 4096]))
+            .send()
+            .await
+            .unwrap();
+        let schedule = |hours: u64| portico_gateway::maintenance::Schedule {
+            every: std::time::Duration::from_secs(3600),
+            multipart_expiry: std::time::Duration::from_secs(hours * 3600),
+        };
+        let young = portico_gateway::maintenance::run_once(&gw.drive, schedule(1))
+            .await
+            .unwrap();
+        assert_eq!(young.0, 0, "a fresh upload is kept");
+        let (expired, _) = portico_gateway::maintenance::run_once(&gw.drive, schedule(0))
+            .await
+            .unwrap();
+        assert_eq!(expired, 1);
+        assert!(
+            s3.list_multipart_uploads()
+                .bucket("abandoned")
+                .send()
+                .await
+                .unwrap()
+                .uploads()
+                .is_empty()
+        );
+        let report = gw.drive.fsck(false).await.unwrap();
+        assert_eq!(
+            (report.blob_files, report.blobs_in_catalog),
+            (0, 0),
+            "the part's blob is gone"
+        );
+        assert_eq!(
+            gw.drive
+                .usage(&crate::dav::ctx(&gw).await)
+                .await
+                .unwrap()
+                .used_bytes,
+            0
+        );
+        gw.stop().await;
+    }
+}
