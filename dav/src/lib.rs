@@ -144,11 +144,7 @@ impl DavService {
             Ok(principal) => principal,
             Err(response) => return response,
         };
-        let ctx = Ctx {
-            principal,
-            protocol: Protocol::WebDav,
-            request_id,
-        };
+        let ctx = Ctx::new(principal, Protocol::WebDav, request_id);
         let path = match paths::node_path(request.uri().path(), &self.prefix) {
             Ok(path) => path,
             Err(paths::PathError::Invalid(why)) => return text(StatusCode::BAD_REQUEST, &why),

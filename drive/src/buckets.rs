@@ -125,7 +125,7 @@ impl Drive {
     pub async fn create_bucket(&self, ctx: &Ctx, name: &str) -> Result<Entry> {
         crate::validate_bucket_name(name)?;
         let path = NodePath::from_segments([name])?;
-        let grant = self.authorize(&ctx.principal, &path, Action::Write)?;
+        let grant = self.authorize(ctx, &path, Action::Write).await?;
         with_retries(|| async {
             let mut tx = self.inner.catalog.begin().await?;
             if !tx.claim_bucket(name, grant.account_id).await? {
@@ -141,7 +141,7 @@ impl Drive {
     /// Deletes an empty bucket (nothing live inside) and releases its name.
     pub async fn delete_bucket(&self, ctx: &Ctx, name: &str) -> Result<()> {
         let path = NodePath::from_segments([name]).map_err(|_| Error::NotFound(Missing::Bucket))?;
-        let grant = self.authorize(&ctx.principal, &path, Action::Delete)?;
+        let grant = self.authorize(ctx, &path, Action::Delete).await?;
         let mut tx = self.inner.catalog.begin().await?;
         let bucket = tx
             .node_by_key_locked(grant.account_id, &path.folder_key())
@@ -180,7 +180,7 @@ impl Drive {
         change: impl FnOnce(&mut BucketSettings) -> Result<()>,
     ) -> Result<BucketSettings> {
         let path = NodePath::from_segments([name]).map_err(|_| Error::NotFound(Missing::Bucket))?;
-        let grant = self.authorize(&ctx.principal, &path, Action::Write)?;
+        let grant = self.authorize(ctx, &path, Action::Write).await?;
         let mut tx = self.inner.catalog.begin().await?;
         let bucket = tx
             .node_by_key_locked(grant.account_id, &path.folder_key())
@@ -252,7 +252,7 @@ impl Drive {
         if let Some(tags) = &tags {
             validate_tags(tags, 10)?;
         }
-        let grant = self.authorize(&ctx.principal, path, Action::Write)?;
+        let grant = self.authorize(ctx, path, Action::Write).await?;
         let request = ReadRequest {
             version_id,
             ..ReadRequest::default()

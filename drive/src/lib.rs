@@ -9,6 +9,7 @@
 //! This crate never sees HTTP types or protocol XML, and never writes SQL or touches files
 //! itself: rows go through `portico-metadata`, bytes through `portico-volume`.
 
+mod acl;
 mod auth;
 mod buckets;
 mod checksum;
@@ -28,8 +29,10 @@ mod write;
 use std::sync::Arc;
 
 use portico_metadata::{Catalog, NewAudit};
+
 use portico_volume::Volume;
 
+pub use acl::{Audience, Grant as AclGrant, Grantee, Permission};
 pub use auth::{
     AccessKeyInfo, AccountInfo, NewAccessKey, NewAccountRequest, ServerKey, generate_password,
     validate_account_name,
@@ -165,18 +168,52 @@ impl Drive {
     }
 
     /// The one access check. Every operation calls it before touching anything, whatever
-    /// protocol it came from. Today a principal acts on its own tree only — another
-    /// account's data is not even addressable — and shares will widen the grant here.
-    pub fn authorize(
-        &self,
-        principal: &Principal,
-        path: &NodePath,
-        action: Action,
-    ) -> Result<Grant> {
-        let _ = (path, action);
-        Ok(Grant {
-            account_id: principal.account_id.0,
-        })
+    /// protocol it came from. A principal acting on its own tree may do anything; acting on
+    /// another account's tree (`ctx.tree`, e.g. a bucket another account made public or
+    /// shared by ACL) it needs a live share on the path or one of its folders whose
+    /// audience includes it and whose permission covers the action.
+    pub async fn authorize(&self, ctx: &Ctx, path: &NodePath, action: Action) -> Result<Grant> {
+        let principal = &ctx.principal;
+        let owner = ctx.tree.unwrap_or(principal.account_id);
+        if owner == principal.account_id && !principal.is_anonymous() {
+            return Ok(Grant {
+                account_id: owner.0,
+            });
+        }
+        // The path's folders and the path itself (as a file): a share on any covers it.
+        let mut keys: Vec<String> = (1..=path.depth())
+            .map(|depth| NodePath::from_key(&path.segments()[..depth].join("/")).folder_key())
+            .collect();
+        if !path.is_root() {
+            keys.push(path.file_key());
+        }
+        let shares = self
+            .inner
+            .catalog
+            .shares_covering(owner.0, &keys, Timestamp::now().nanos())
+            .await?;
+        let admits = shares.iter().any(|share| {
+            let audience = match share.audience.as_str() {
+                "public" => true,
+                "authenticated" => !principal.is_anonymous(),
+                "user" => {
+                    !principal.is_anonymous() && share.grantee_id == Some(principal.account_id.0)
+                }
+                _ => false,
+            };
+            let permitted = match action {
+                Action::Read => matches!(share.permission.as_str(), "read" | "write"),
+                Action::Write | Action::Delete => share.permission == "write",
+            };
+            audience && permitted
+        });
+        if admits {
+            Ok(Grant {
+                account_id: owner.0,
+            })
+        } else {
+            Err(Error::Forbidden)
+        }
     }
 
     pub(crate) fn audit(&self, ctx: &Ctx, grant: Grant, action: &str, key: &str) -> NewAudit {

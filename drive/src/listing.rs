@@ -55,7 +55,7 @@ impl Drive {
         after: Option<&str>,
         limit: i64,
     ) -> Result<Vec<Entry>> {
-        let grant = self.authorize(&ctx.principal, path, Action::Read)?;
+        let grant = self.authorize(ctx, path, Action::Read).await?;
         let catalog = &self.inner.catalog;
         let parent_id = if path.is_root() {
             None
@@ -82,7 +82,7 @@ impl Drive {
     ) -> Result<ListPage> {
         let bucket_path =
             NodePath::from_segments([bucket]).map_err(|_| Error::NotFound(Missing::Bucket))?;
-        let grant = self.authorize(&ctx.principal, &bucket_path, Action::Read)?;
+        let grant = self.authorize(ctx, &bucket_path, Action::Read).await?;
         let catalog = &self.inner.catalog;
         let bucket_key = bucket_path.folder_key();
         if catalog

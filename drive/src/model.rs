@@ -79,6 +79,22 @@ pub struct Principal {
     pub owner_id: String,
 }
 
+impl Principal {
+    /// Someone who sent no credentials: may only read what is shared publicly.
+    pub fn anonymous() -> Self {
+        Self {
+            account_id: AccountId(0),
+            name: String::new(),
+            is_admin: false,
+            owner_id: String::new(),
+        }
+    }
+
+    pub fn is_anonymous(&self) -> bool {
+        self.account_id.0 == 0
+    }
+}
+
 /// The id of one HTTP request, put into request extensions by the gateway and read by
 /// the protocol crates for logs, audit rows and error bodies.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +107,20 @@ pub struct Ctx {
     pub principal: Principal,
     pub protocol: Protocol,
     pub request_id: String,
+    /// The account whose tree the request addresses, when not the principal's own (an S3
+    /// bucket of another account); access then needs a share (see `Drive::authorize`).
+    pub tree: Option<AccountId>,
+}
+
+impl Ctx {
+    pub fn new(principal: Principal, protocol: Protocol, request_id: impl Into<String>) -> Self {
+        Self {
+            principal,
+            protocol,
+            request_id: request_id.into(),
+            tree: None,
+        }
+    }
 }
 
 /// Per-version attributes beyond size and type: S3 user metadata and the standard

@@ -183,7 +183,7 @@ impl Drive {
         path: &NodePath,
         upload: NewUpload,
     ) -> Result<MultipartUpload> {
-        let grant = self.authorize(&ctx.principal, path, Action::Write)?;
+        let grant = self.authorize(ctx, path, Action::Write).await?;
         if path.depth() < 2 {
             return Err(Error::invalid_name("an object key is required"));
         }
@@ -256,7 +256,7 @@ impl Drive {
     where
         S: futures::Stream<Item = io::Result<Bytes>> + Send + Unpin,
     {
-        let grant = self.authorize(&ctx.principal, path, Action::Write)?;
+        let grant = self.authorize(ctx, path, Action::Write).await?;
         check_part_number(part_number)?;
         let (_, meta) = self.upload_at(grant, path, upload_id).await?;
         let mut algorithms = vec![meta.algorithm];
@@ -277,7 +277,7 @@ impl Drive {
             // verify the client's beside it, in the same pass.
             algorithms.push(given.algorithm());
         }
-        let limit = self.write_limit(ctx, expected_size).await?;
+        let limit = self.write_limit(grant, expected_size).await?;
         let written = self
             .write_blob(body, expected_size, limit, &algorithms)
             .await?;
@@ -408,7 +408,7 @@ impl Drive {
         source_kind: Kind,
         read: &ReadRequest,
     ) -> Result<UploadedPart> {
-        let grant = self.authorize(&ctx.principal, path, Action::Write)?;
+        let grant = self.authorize(ctx, path, Action::Write).await?;
         check_part_number(part_number)?;
         let (_, meta) = self.upload_at(grant, path, upload_id).await?;
         let download = self.open(ctx, source, source_kind, read).await?;
@@ -416,7 +416,7 @@ impl Drive {
             .range
             .as_ref()
             .map_or(download.version.size, |r| r.end - r.start);
-        let limit = self.write_limit(ctx, Some(expected)).await?;
+        let limit = self.write_limit(grant, Some(expected)).await?;
         let written = self
             .write_blob(download.body, Some(expected), limit, &[meta.algorithm])
             .await?;
@@ -452,7 +452,7 @@ impl Drive {
         after: u32,
         max: usize,
     ) -> Result<(MultipartUpload, Vec<UploadedPart>, bool)> {
-        let grant = self.authorize(&ctx.principal, path, Action::Read)?;
+        let grant = self.authorize(ctx, path, Action::Read).await?;
         let (row, meta) = self.upload_at(grant, path, upload_id).await?;
         let mut parts = self
             .inner
@@ -501,7 +501,7 @@ impl Drive {
         full_checksum: Option<(ChecksumAlgorithm, String)>,
         preconditions: &Preconditions,
     ) -> Result<(Entry, VersionInfo)> {
-        let grant = self.authorize(&ctx.principal, path, Action::Write)?;
+        let grant = self.authorize(ctx, path, Action::Write).await?;
         let (_, meta) = self.upload_at(grant, path, upload_id).await?;
         if listed.is_empty() {
             return Err(Error::InvalidInput {
@@ -659,7 +659,7 @@ impl Drive {
 
     /// Abandons an upload and releases its parts (S3 AbortMultipartUpload).
     pub async fn abort_upload(&self, ctx: &Ctx, path: &NodePath, upload_id: &str) -> Result<()> {
-        let grant = self.authorize(&ctx.principal, path, Action::Write)?;
+        let grant = self.authorize(ctx, path, Action::Write).await?;
         self.upload_at(grant, path, upload_id).await?;
         self.release_upload(
             upload_id,
@@ -731,7 +731,7 @@ impl Drive {
     ) -> Result<UploadPage> {
         let bucket_path =
             NodePath::from_segments([bucket]).map_err(|_| Error::NotFound(Missing::Bucket))?;
-        let grant = self.authorize(&ctx.principal, &bucket_path, Action::Read)?;
+        let grant = self.authorize(ctx, &bucket_path, Action::Read).await?;
         self.bucket(ctx, bucket).await?;
         let bucket_key = bucket_path.folder_key();
         let full_prefix = format!("{bucket_key}{prefix}");

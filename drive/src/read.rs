@@ -59,7 +59,7 @@ impl Drive {
 
     /// The node of `kind` at `path`.
     pub async fn stat(&self, ctx: &Ctx, path: &NodePath, kind: Kind) -> Result<Entry> {
-        let grant = self.authorize(&ctx.principal, path, Action::Read)?;
+        let grant = self.authorize(ctx, path, Action::Read).await?;
         if path.is_root() {
             return if kind == Kind::Folder {
                 Ok(self.root_entry())
@@ -98,7 +98,7 @@ impl Drive {
     /// What a tree view shows at `path`: the folder when a folder and a file share the
     /// name (S3 can make both), else the file.
     pub async fn resolve(&self, ctx: &Ctx, path: &NodePath) -> Result<Entry> {
-        let grant = self.authorize(&ctx.principal, path, Action::Read)?;
+        let grant = self.authorize(ctx, path, Action::Read).await?;
         if path.is_root() {
             return Ok(self.root_entry());
         }
@@ -143,7 +143,7 @@ impl Drive {
     ) -> Result<(Entry, VersionInfo)> {
         let (entry, version) = match request.version_id.as_deref() {
             Some(version_id) => {
-                let grant = self.authorize(&ctx.principal, path, Action::Read)?;
+                let grant = self.authorize(ctx, path, Action::Read).await?;
                 self.named_version(grant, path, kind, version_id).await?
             }
             None => {

@@ -58,11 +58,7 @@ async fn ctx_for(drive: &Drive, name: &str, quota: Option<u64>) -> Ctx {
         is_admin: false,
         owner_id: info.owner_id,
     };
-    Ctx {
-        principal,
-        protocol: Protocol::S3,
-        request_id: "test".into(),
-    }
+    Ctx::new(principal, Protocol::S3, "test")
 }
 
 fn body(data: &[u8]) -> impl futures::Stream<Item = io::Result<Bytes>> + Send + Unpin + use<> {

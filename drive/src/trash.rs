@@ -10,7 +10,7 @@ use crate::{Action, Drive, Grant};
 
 impl Drive {
     pub async fn list_trash(&self, ctx: &Ctx) -> Result<Vec<TrashEntry>> {
-        let grant = self.authorize(&ctx.principal, &NodePath::root(), Action::Read)?;
+        let grant = self.authorize(ctx, &NodePath::root(), Action::Read).await?;
         let rows = self.inner.catalog.list_trash(grant.account_id).await?;
         Ok(rows.iter().map(trash_entry).collect())
     }
@@ -18,7 +18,9 @@ impl Drive {
     /// Brings a trashed subtree back to its old path, recreating missing parent folders.
     /// Fails with `AlreadyExists` when something now lives there.
     pub async fn restore(&self, ctx: &Ctx, trash_id: i64) -> Result<TrashEntry> {
-        let grant = self.authorize(&ctx.principal, &NodePath::root(), Action::Write)?;
+        let grant = self
+            .authorize(ctx, &NodePath::root(), Action::Write)
+            .await?;
         let mut tx = self.inner.catalog.begin().await?;
         let root = tx
             .trash_root(grant.account_id, trash_id)
@@ -86,7 +88,9 @@ impl Drive {
 
     /// Deletes a trashed subtree for good, releasing its storage.
     pub async fn purge(&self, ctx: &Ctx, trash_id: i64) -> Result<u64> {
-        let grant = self.authorize(&ctx.principal, &NodePath::root(), Action::Delete)?;
+        let grant = self
+            .authorize(ctx, &NodePath::root(), Action::Delete)
+            .await?;
         let mut tx = self.inner.catalog.begin().await?;
         let root = tx
             .trash_root(grant.account_id, trash_id)

@@ -31,16 +31,13 @@ impl Drive {
         transfer: Transfer,
         overwrite: bool,
     ) -> Result<bool> {
-        let grant = self.authorize(
-            &ctx.principal,
-            from,
-            if transfer == Transfer::Move {
-                Action::Delete
-            } else {
-                Action::Read
-            },
-        )?;
-        let dest_grant = self.authorize(&ctx.principal, to, Action::Write)?;
+        let action = if transfer == Transfer::Move {
+            Action::Delete
+        } else {
+            Action::Read
+        };
+        let grant = self.authorize(ctx, from, action).await?;
+        let dest_grant = self.authorize(ctx, to, Action::Write).await?;
         if from.is_root() || to.is_root() {
             return Err(Error::Forbidden);
         }
@@ -204,7 +201,7 @@ impl Drive {
     /// Deletes what a tree shows at `path` (WebDAV DELETE): the subtree goes to the trash
     /// as one entry.
     pub async fn delete(&self, ctx: &Ctx, path: &NodePath) -> Result<()> {
-        let grant = self.authorize(&ctx.principal, path, Action::Delete)?;
+        let grant = self.authorize(ctx, path, Action::Delete).await?;
         if path.is_root() {
             return Err(Error::Forbidden);
         }
@@ -236,7 +233,7 @@ impl Drive {
         path: &NodePath,
         kind: Kind,
     ) -> Result<Option<String>> {
-        let grant = self.authorize(&ctx.principal, path, Action::Delete)?;
+        let grant = self.authorize(ctx, path, Action::Delete).await?;
         if path.depth() < 2 {
             return Err(Error::invalid_name("an object key is required"));
         }

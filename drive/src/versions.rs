@@ -127,7 +127,7 @@ impl Drive {
     ) -> Result<VersionPage> {
         let bucket_path =
             NodePath::from_segments([bucket]).map_err(|_| Error::NotFound(Missing::Bucket))?;
-        let grant = self.authorize(&ctx.principal, &bucket_path, Action::Read)?;
+        let grant = self.authorize(ctx, &bucket_path, Action::Read).await?;
         self.bucket(ctx, bucket).await?;
         let catalog = &self.inner.catalog;
         let bucket_key = bucket_path.folder_key();
@@ -249,7 +249,7 @@ impl Drive {
         kind: Kind,
         version_id: &str,
     ) -> Result<DeletedVersion> {
-        let grant = self.authorize(&ctx.principal, path, Action::Delete)?;
+        let grant = self.authorize(ctx, path, Action::Delete).await?;
         let key = path.key(kind);
         if let Some(node_id) = delete_marker_node(version_id) {
             self.remove_delete_marker(ctx, grant, path, &key, node_id)

@@ -117,12 +117,20 @@ pub(crate) struct VersionMeta {
 
 impl Drive {
     /// Limits for a write: the object size limit, or the quota left if that is smaller.
+    /// The tree owner's quota applies, whoever writes (a grantee writing into a shared
+    /// bucket spends the owner's space).
     pub(crate) async fn write_limit(
         &self,
-        ctx: &Ctx,
+        grant: Grant,
         expected: Option<u64>,
     ) -> Result<(u64, LimitReason)> {
-        let usage = self.usage(ctx).await?;
+        let owner = self
+            .inner
+            .catalog
+            .account_by_id(grant.account_id)
+            .await?
+            .ok_or(Error::NotFound(Missing::Account))?;
+        let usage = crate::auth::usage_of(&owner);
         let available = usage.available();
         if let (Some(expected), Some(available)) = (expected, available)
             && expected > available
@@ -182,7 +190,7 @@ impl Drive {
     where
         S: futures::Stream<Item = io::Result<Bytes>> + Send + Unpin,
     {
-        let grant = self.authorize(&ctx.principal, path, Action::Write)?;
+        let grant = self.authorize(ctx, path, Action::Write).await?;
         if path.is_root() || (options.kind == Kind::Folder && path.depth() < 2) {
             return Err(Error::Forbidden);
         }
@@ -202,7 +210,7 @@ impl Drive {
                 .preconditions
                 .evaluate(current.as_ref().and_then(current_state), false)?;
         }
-        let limit = self.write_limit(ctx, options.expected_size).await?;
+        let limit = self.write_limit(grant, options.expected_size).await?;
         let checksum = options
             .checksum
             .take()
@@ -408,7 +416,7 @@ impl Drive {
         replace: Option<(Option<String>, ObjectAttributes)>,
         preconditions: &Preconditions,
     ) -> Result<(Entry, VersionInfo, VersionInfo)> {
-        let grant = self.authorize(&ctx.principal, target, Action::Write)?;
+        let grant = self.authorize(ctx, target, Action::Write).await?;
         let plain = ReadRequest {
             version_id: source_request.version_id.clone(),
             ..ReadRequest::default()
@@ -607,7 +615,7 @@ impl Drive {
     }
 
     async fn mkdir_once(&self, ctx: &Ctx, path: &NodePath, options: MkdirOptions) -> Result<Entry> {
-        let grant = self.authorize(&ctx.principal, path, Action::Write)?;
+        let grant = self.authorize(ctx, path, Action::Write).await?;
         if path.is_root() {
             return if options.exist_ok {
                 Ok(self.root_entry())
@@ -663,7 +671,7 @@ impl Drive {
 
     /// Sets a node's modification time (`X-OC-Mtime`, `Win32LastModifiedTime`).
     pub async fn set_modified(&self, ctx: &Ctx, entry: &Entry, modified: Timestamp) -> Result<()> {
-        let grant = self.authorize(&ctx.principal, &entry.path, Action::Write)?;
+        let grant = self.authorize(ctx, &entry.path, Action::Write).await?;
         let mut tx = self.inner.catalog.begin().await?;
         tx.set_mtime(entry.node_id, modified.nanos()).await?;
         tx.insert_audit(&self.audit(ctx, grant, "touch", &entry.key()))

@@ -449,6 +449,57 @@ impl Catalog {
         Ok(row.map(|r| r.0).unwrap_or_else(|| "{}".into()))
     }
 
+    /// The live, unexpired shares of `account_id`'s tree on any of `keys` (a path's
+    /// folders and itself): what may let someone else act on that path.
+    pub async fn shares_covering(
+        &self,
+        account_id: i64,
+        keys: &[String],
+        now: i64,
+    ) -> Result<Vec<ShareRow>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (3..3 + keys.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT s.id, s.account_id, s.node_id, s.audience, s.grantee_id, s.permission, s.source, s.expires_at
+             FROM shares s JOIN nodes n ON n.id = s.node_id
+             WHERE s.account_id = $1 AND n.account_id = $1 AND n.trashed_at IS NULL AND s.revoked_at IS NULL
+               AND (s.expires_at IS NULL OR s.expires_at > $2) AND n.key IN ({})",
+            placeholders.join(", ")
+        );
+        Ok(on_backend!(&self.backend, read, pool => {
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(account_id).bind(now);
+            for key in keys {
+                query = query.bind(key);
+            }
+            query.fetch_all(pool).await?
+        }))
+    }
+
+    /// The shares on one node.
+    pub async fn shares_of(&self, node_id: i64) -> Result<Vec<ShareRow>> {
+        Ok(on_backend!(&self.backend, read, pool => {
+            sqlx::query_as(
+                "SELECT id, account_id, node_id, audience, grantee_id, permission, source, expires_at
+                 FROM shares WHERE node_id = $1 AND revoked_at IS NULL ORDER BY id",
+            )
+            .bind(node_id)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// The account with an S3 canonical owner id.
+    pub async fn account_by_owner_id(&self, owner_id: &str) -> Result<Option<AccountRow>> {
+        Ok(on_backend!(&self.backend, read, pool => {
+            sqlx::query_as(concat!("SELECT ", account_columns!(), " FROM accounts WHERE owner_id = $1"))
+                .bind(owner_id)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
     /// A version by its public id (S3 `versionId`).
     pub async fn version_by_public_id(&self, version_id: &str) -> Result<Option<VersionRow>> {
         Ok(on_backend!(&self.backend, read, pool => {

@@ -30,6 +30,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0003_bucket_claims.sql"),
         postgres: include_str!("../../migrations/postgres/0003_bucket_claims.sql"),
     },
+    Migration {
+        version: 4,
+        name: "0004_share_audiences",
+        sqlite: include_str!("../../migrations/sqlite/0004_share_audiences.sql"),
+        postgres: include_str!("../../migrations/postgres/0004_share_audiences.sql"),
+    },
 ];
 
 /// FNV-1a: a stable checksum without another dependency; it guards against accidents,

@@ -267,6 +267,22 @@ pub struct SegmentRow {
     pub etag: String,
 }
 
+/// A share: access to a node (and everything below it) for someone other than its owner.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ShareRow {
+    pub id: i64,
+    pub account_id: i64,
+    pub node_id: i64,
+    /// `link`, `user` (see `grantee_id`), `authenticated` or `public`.
+    pub audience: String,
+    pub grantee_id: Option<i64>,
+    /// `read`, `write` or `upload`.
+    pub permission: String,
+    /// `api` or `acl` (made by an S3 ACL).
+    pub source: String,
+    pub expires_at: Option<i64>,
+}
+
 /// What purging a trashed subtree released.
 #[derive(Debug, Clone, Default)]
 pub struct Purged {

@@ -5,7 +5,8 @@ use sqlx::{Postgres, Sqlite, Transaction};
 
 use crate::{
     AccessKeyRow, AccountRow, Backend, Error, KeyRange, NewAccount, NewAudit, NewBlob, NewNode,
-    NewVersion, NodeRow, PartRow, Purged, Result, SegmentRow, UploadRow, VersionRow, now_nanos,
+    NewVersion, NodeRow, PartRow, Purged, Result, SegmentRow, ShareRow, UploadRow, VersionRow,
+    now_nanos,
 };
 
 enum Inner {
@@ -942,6 +943,36 @@ impl Tx {
                 .bind(attributes)
                 .execute(conn)
                 .await?;
+        });
+        Ok(())
+    }
+
+    // ---- shares ------------------------------------------------------------------------
+
+    /// Removes the shares an S3 ACL made on a node (before setting a new ACL).
+    pub async fn delete_acl_shares(&mut self, node_id: i64) -> Result<()> {
+        on_tx!(self, conn => {
+            sqlx::query("DELETE FROM shares WHERE node_id = $1 AND source = 'acl'").bind(node_id).execute(conn).await?;
+        });
+        Ok(())
+    }
+
+    pub async fn insert_share(&mut self, share: &ShareRow) -> Result<()> {
+        on_tx!(self, conn => {
+            sqlx::query(
+                "INSERT INTO shares (account_id, node_id, audience, grantee_id, permission, source, expires_at, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(share.account_id)
+            .bind(share.node_id)
+            .bind(&share.audience)
+            .bind(share.grantee_id)
+            .bind(&share.permission)
+            .bind(&share.source)
+            .bind(share.expires_at)
+            .bind(now_nanos())
+            .execute(conn)
+            .await?;
         });
         Ok(())
     }

@@ -41,9 +41,14 @@ pub(crate) async fn create_bucket(
 ) -> S3Result<CreateBucketOutput> {
     let bucket = input.bucket;
     match drive.create_bucket(ctx, &bucket).await {
-        Ok(_) => Ok(CreateBucketOutput {
-            location: Some(format!("/{bucket}")),
-        }),
+        Ok(entry) => {
+            let canned = input.acl.as_ref().map(|a| a.as_str());
+            crate::acl::apply_canned(drive, ctx, &entry.path, portico_drive::Kind::Folder, canned)
+                .await?;
+            Ok(CreateBucketOutput {
+                location: Some(format!("/{bucket}")),
+            })
+        }
         Err(portico_drive::Error::InvalidName(why)) => {
             let mut err = S3Error::with_message(
                 S3ErrorCode::InvalidBucketName,

@@ -10,6 +10,17 @@ use s3s::{S3Error, S3ErrorCode};
 
 use crate::{PorticoAuth, PorticoS3, request_id};
 
+/// Lets unsigned requests through to the handlers (instead of s3s's blanket refusal),
+/// so public-read buckets can be read; authorization happens in the drive.
+struct AnonymousAllowed;
+
+#[async_trait::async_trait]
+impl s3s::access::S3Access for AnonymousAllowed {
+    async fn check(&self, _cx: &mut s3s::access::S3AccessContext<'_>) -> s3s::S3Result<()> {
+        Ok(())
+    }
+}
+
 /// Largest browser POST upload: s3s holds a POST's file in memory to check its policy,
 /// so it is capped well below PUT's limits (large browser uploads use multipart).
 pub const POST_OBJECT_MAX_SIZE: u64 = 128 << 20;
@@ -27,6 +38,9 @@ impl S3Front {
     pub fn new(drive: Drive, domain: Option<String>) -> Result<Self, String> {
         let mut builder = s3s::service::S3ServiceBuilder::new(PorticoS3::new(drive.clone()));
         builder.set_auth(PorticoAuth::new(drive.clone()));
+        // Signatures are still verified when present; requests without one reach the
+        // handlers as anonymous, where `Drive::authorize` admits only public shares.
+        builder.set_access(AnonymousAllowed);
         let mut config = s3s::config::S3Config::default();
         config.post_object_max_file_size = POST_OBJECT_MAX_SIZE;
         builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(

@@ -7,6 +7,7 @@
 //!
 //! This crate never writes SQL or touches blob files.
 
+mod acl;
 mod buckets;
 mod checksums;
 pub mod error;
@@ -16,8 +17,8 @@ mod multipart;
 mod objects;
 
 use portico_drive::{
-    ByteRange, Ctx, Drive, EtagCondition, Kind, NodePath, Preconditions, Protocol, RequestId,
-    Timestamp,
+    ByteRange, Ctx, Drive, EtagCondition, Kind, NodePath, Preconditions, Principal, Protocol,
+    RequestId, Timestamp,
 };
 use s3s::dto::*;
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
@@ -38,27 +39,36 @@ impl PorticoS3 {
         Self { drive }
     }
 
-    /// The request's context: who (from the verified access key), and its request id.
-    async fn ctx<T>(&self, req: &S3Request<T>) -> S3Result<Ctx> {
+    /// The request's context: who (from the verified access key, or anonymous), which
+    /// account's tree the bucket is in, and the request id.
+    async fn ctx<T>(&self, req: &S3Request<T>, bucket: Option<&str>) -> S3Result<Ctx> {
         let request_id = request_id(&req.extensions);
-        let Some(credentials) = &req.credentials else {
-            let mut err = S3Error::with_message(
-                S3ErrorCode::AccessDenied,
-                "Anonymous access is not allowed.",
-            );
-            err.set_request_id(request_id);
-            return Err(err);
+        let principal = match (&req.credentials, bucket) {
+            (Some(credentials), _) => self
+                .drive
+                .s3_principal(&credentials.access_key)
+                .await
+                .map_err(|err| to_s3_error(err, &request_id))?,
+            // Without credentials only a bucket another account made public can be read.
+            (None, Some(_)) => Principal::anonymous(),
+            (None, None) => {
+                let mut err = S3Error::with_message(
+                    S3ErrorCode::AccessDenied,
+                    "Anonymous access is not allowed.",
+                );
+                err.set_request_id(request_id);
+                return Err(err);
+            }
         };
-        let principal = self
-            .drive
-            .s3_principal(&credentials.access_key)
-            .await
-            .map_err(|err| to_s3_error(err, &request_id))?;
-        Ok(Ctx {
-            principal,
-            protocol: Protocol::S3,
-            request_id,
-        })
+        let mut ctx = Ctx::new(principal, Protocol::S3, request_id);
+        if let Some(bucket) = bucket {
+            ctx.tree = self
+                .drive
+                .bucket_tree(&ctx.principal, bucket)
+                .await
+                .map_err(fail(&ctx))?;
+        }
+        Ok(ctx)
     }
 }
 
@@ -191,7 +201,7 @@ impl S3 for PorticoS3 {
         &self,
         req: S3Request<ListBucketsInput>,
     ) -> S3Result<S3Response<ListBucketsOutput>> {
-        let ctx = self.ctx(&req).await?;
+        let ctx = self.ctx(&req, None).await?;
         buckets::list_buckets(&self.drive, &ctx, req.input)
             .await
             .map(S3Response::new)
@@ -201,7 +211,8 @@ impl S3 for PorticoS3 {
         &self,
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
-        let ctx = self.ctx(&req).await?;
+        // A new bucket is always made in the caller's own tree.
+        let ctx = self.ctx(&req, None).await?;
         buckets::create_bucket(&self.drive, &ctx, req.input)
             .await
             .map(S3Response::new)
@@ -211,7 +222,7 @@ impl S3 for PorticoS3 {
         &self,
         req: S3Request<HeadBucketInput>,
     ) -> S3Result<S3Response<HeadBucketOutput>> {
-        let ctx = self.ctx(&req).await?;
+        let ctx = self.ctx(&req, Some(&req.input.bucket)).await?;
         self.drive
             .bucket(&ctx, &req.input.bucket)
             .await
@@ -223,7 +234,7 @@ impl S3 for PorticoS3 {
         &self,
         req: S3Request<GetBucketLocationInput>,
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-        let ctx = self.ctx(&req).await?;
+        let ctx = self.ctx(&req, Some(&req.input.bucket)).await?;
         self.drive
             .bucket(&ctx, &req.input.bucket)
             .await
@@ -238,7 +249,7 @@ impl S3 for PorticoS3 {
         &self,
         req: S3Request<DeleteBucketInput>,
     ) -> S3Result<S3Response<DeleteBucketOutput>> {
-        let ctx = self.ctx(&req).await?;
+        let ctx = self.ctx(&req, Some(&req.input.bucket)).await?;
         self.drive
             .delete_bucket(&ctx, &req.input.bucket)
             .await
@@ -250,7 +261,7 @@ impl S3 for PorticoS3 {
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
-        let ctx = self.ctx(&req).await?;
+        let ctx = self.ctx(&req, Some(&req.input.bucket)).await?;
         objects::put_object(&self.drive, &ctx, req)
             .await
             .map(S3Response::new)
@@ -260,7 +271,7 @@ impl S3 for PorticoS3 {
         &self,
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
-        let ctx = self.ctx(&req).await?;
+        let ctx = self.ctx(&req, Some(&req.input.bucket)).await?;
         objects::get_object(&self.drive, &ctx, req.input)
             .await
             .map(S3Response::new)
@@ -270,7 +281,7 @@ impl S3 for PorticoS3 {
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
-        let ctx = self.ctx(&req).await?;
+        let ctx = self.ctx(&req, Some(&req.input.bucket)).await?;
         objects::head_object(&self.drive, &ctx, req.input)
             .await
             .map(S3Response::new)
@@ -280,7 +291,7 @@ impl S3 for PorticoS3 {
         &self,
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
-        let ctx = self.ctx(&req).await?;
+        let ctx = self.ctx(&req, Some(&req.input.bucket)).await?;
         objects::copy_object(&self.drive, &ctx, req.input)
             .await
             .map(S3Response::new)
@@ -290,7 +301,7 @@ impl S3 for PorticoS3 {
         &self,
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
-        let ctx = self.ctx(&req).await?;
+        let ctx = self.ctx(&req, Some(&req.input.bucket)).await?;
         objects::delete_object(&self.drive, &ctx, req.input)
             .await
             .map(S3Response::new)
@@ -300,7 +311,7 @@ impl S3 for PorticoS3 {
         &self,
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-        let ctx = self.ctx(&req).await?;
+        let ctx = self.ctx(&req, Some(&req.input.bucket)).await?;
         objects::delete_objects(&self.drive, &ctx, req.input)
             .await
             .map(S3Response::new)
@@ -310,7 +321,7 @@ impl S3 for PorticoS3 {
         &self,
         req: S3Request<ListObjectsInput>,
     ) -> S3Result<S3Response<ListObjectsOutput>> {
-        let ctx = self.ctx(&req).await?;
+        let ctx = self.ctx(&req, Some(&req.input.bucket)).await?;
         listing::list_objects_v1(&self.drive, &ctx, req.input)
             .await
             .map(S3Response::new)
@@ -320,7 +331,7 @@ impl S3 for PorticoS3 {
         &self,
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
-        let ctx = self.ctx(&req).await?;
+        let ctx = self.ctx(&req, Some(&req.input.bucket)).await?;
         listing::list_objects_v2(&self.drive, &ctx, req.input)
             .await
             .map(S3Response::new)
@@ -330,7 +341,7 @@ impl S3 for PorticoS3 {
         &self,
         req: S3Request<ListObjectVersionsInput>,
     ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
-        let ctx = self.ctx(&req).await?;
+        let ctx = self.ctx(&req, Some(&req.input.bucket)).await?;
         listing::list_object_versions(&self.drive, &ctx, req.input)
             .await
             .map(S3Response::new)
@@ -340,7 +351,7 @@ impl S3 for PorticoS3 {
         &self,
         req: S3Request<GetBucketVersioningInput>,
     ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-        let ctx = self.ctx(&req).await?;
+        let ctx = self.ctx(&req, Some(&req.input.bucket)).await?;
         self.drive
             .bucket(&ctx, &req.input.bucket)
             .await
@@ -358,7 +369,7 @@ impl S3 for PorticoS3 {
         &self,
         req: S3Request<PutBucketVersioningInput>,
     ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
-        let ctx = self.ctx(&req).await?;
+        let ctx = self.ctx(&req, Some(&req.input.bucket)).await?;
         self.drive
             .bucket(&ctx, &req.input.bucket)
             .await
@@ -386,7 +397,7 @@ impl S3 for PorticoS3 {
         &self,
         req: S3Request<PutBucketCorsInput>,
     ) -> S3Result<S3Response<PutBucketCorsOutput>> {
-        let ctx = self.ctx(&req).await?;
+        let ctx = self.ctx(&req, Some(&req.input.bucket)).await?;
         buckets::put_bucket_cors(&self.drive, &ctx, req.input)
             .await
             .map(S3Response::new)
@@ -396,7 +407,7 @@ impl S3 for PorticoS3 {
         &self,
         req: S3Request<GetBucketCorsInput>,
     ) -> S3Result<S3Response<GetBucketCorsOutput>> {
-        let ctx = self.ctx(&req).await?;
+        let ctx = self.ctx(&req, Some(&req.input.bucket)).await?;
         buckets::get_bucket_cors(&self.drive, &ctx, req.input)
             .await
             .map(S3Response::new)
@@ -406,7 +417,7 @@ impl S3 for PorticoS3 {
         &self,
         req: S3Request<DeleteBucketCorsInput>,
     ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
-        let ctx = self.ctx(&req).await?;
+        let ctx = self.ctx(&req, Some(&req.input.bucket)).await?;
         buckets::delete_bucket_cors(&self.drive, &ctx, req.input)
             .await
             .map(S3Response::new)
@@ -416,7 +427,7 @@ impl S3 for PorticoS3 {
         &self,
         req: S3Request<PutBucketTaggingInput>,
     ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
-        let ctx = self.ctx(&req).await?;
+        let ctx = self.ctx(&req, Some(&req.input.bucket)).await?;
         buckets::put_bucket_tagging(&self.drive, &ctx, req.input)
             .await
             .map(S3Response::new)
@@ -426,7 +437,7 @@ impl S3 for PorticoS3 {
         &self,
         req: S3Request<GetBucketTaggingInput>,
     ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
-        let ctx = self.ctx(&req).await?;
+        let ctx = self.ctx(&req, Some(&req.input.bucket)).await?;
         buckets::get_bucket_tagging(&self.drive, &ctx, req.input)
             .await
             .map(S3Response::new)
@@ -436,7 +447,7 @@ impl S3 for PorticoS3 {
         &self,
         req: S3Request<DeleteBucketTaggingInput>,
     ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
-        let ctx = self.ctx(&req).await?;
+        let ctx = self.ctx(&req, Some(&req.input.bucket)).await?;
         buckets::delete_bucket_tagging(&self.drive, &ctx, req.input)
             .await
             .map(S3Response::new)
@@ -446,7 +457,7 @@ impl S3 for PorticoS3 {
         &self,
         req: S3Request<GetObjectTaggingInput>,
     ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
-        let ctx = self.ctx(&req).await?;
+        let ctx = self.ctx(&req, Some(&req.input.bucket)).await?;
         objects::get_object_tagging(&self.drive, &ctx, req.input)
             .await
             .map(S3Response::new)
@@ -456,7 +467,7 @@ impl S3 for PorticoS3 {
         &self,
         req: S3Request<PutObjectTaggingInput>,
     ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
-        let ctx = self.ctx(&req).await?;
+        let ctx = self.ctx(&req, Some(&req.input.bucket)).await?;
         objects::put_object_tagging(&self.drive, &ctx, req.input)
             .await
             .map(S3Response::new)
@@ -466,8 +477,58 @@ impl S3 for PorticoS3 {
         &self,
         req: S3Request<DeleteObjectTaggingInput>,
     ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
-        let ctx = self.ctx(&req).await?;
+        let ctx = self.ctx(&req, Some(&req.input.bucket)).await?;
         objects::delete_object_tagging(&self.drive, &ctx, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn get_bucket_acl(
+        &self,
+        req: S3Request<GetBucketAclInput>,
+    ) -> S3Result<S3Response<GetBucketAclOutput>> {
+        let ctx = self.ctx(&req, Some(&req.input.bucket)).await?;
+        acl::get_bucket_acl(&self.drive, &ctx, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn put_bucket_acl(
+        &self,
+        req: S3Request<PutBucketAclInput>,
+    ) -> S3Result<S3Response<PutBucketAclOutput>> {
+        let ctx = self.ctx(&req, Some(&req.input.bucket)).await?;
+        acl::put_bucket_acl(&self.drive, &ctx, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn get_object_acl(
+        &self,
+        req: S3Request<GetObjectAclInput>,
+    ) -> S3Result<S3Response<GetObjectAclOutput>> {
+        let ctx = self.ctx(&req, Some(&req.input.bucket)).await?;
+        acl::get_object_acl(&self.drive, &ctx, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn put_object_acl(
+        &self,
+        req: S3Request<PutObjectAclInput>,
+    ) -> S3Result<S3Response<PutObjectAclOutput>> {
+        let ctx = self.ctx(&req, Some(&req.input.bucket)).await?;
+        acl::put_object_acl(&self.drive, &ctx, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn get_bucket_ownership_controls(
+        &self,
+        req: S3Request<GetBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<GetBucketOwnershipControlsOutput>> {
+        let ctx = self.ctx(&req, Some(&req.input.bucket)).await?;
+        acl::get_ownership(&self.drive, &ctx, req.input)
             .await
             .map(S3Response::new)
     }
@@ -476,7 +537,7 @@ impl S3 for PorticoS3 {
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-        let ctx = self.ctx(&req).await?;
+        let ctx = self.ctx(&req, Some(&req.input.bucket)).await?;
         multipart::create(&self.drive, &ctx, req.input)
             .await
             .map(S3Response::new)
@@ -486,7 +547,7 @@ impl S3 for PorticoS3 {
         &self,
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
-        let ctx = self.ctx(&req).await?;
+        let ctx = self.ctx(&req, Some(&req.input.bucket)).await?;
         multipart::upload_part(&self.drive, &ctx, req)
             .await
             .map(S3Response::new)
@@ -496,7 +557,7 @@ impl S3 for PorticoS3 {
         &self,
         req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
-        let ctx = self.ctx(&req).await?;
+        let ctx = self.ctx(&req, Some(&req.input.bucket)).await?;
         multipart::upload_part_copy(&self.drive, &ctx, req.input)
             .await
             .map(S3Response::new)
@@ -506,7 +567,7 @@ impl S3 for PorticoS3 {
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        let ctx = self.ctx(&req).await?;
+        let ctx = self.ctx(&req, Some(&req.input.bucket)).await?;
         multipart::complete(&self.drive, &ctx, req.input)
             .await
             .map(S3Response::new)
@@ -516,7 +577,7 @@ impl S3 for PorticoS3 {
         &self,
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-        let ctx = self.ctx(&req).await?;
+        let ctx = self.ctx(&req, Some(&req.input.bucket)).await?;
         multipart::abort(&self.drive, &ctx, req.input)
             .await
             .map(S3Response::new)
@@ -526,7 +587,7 @@ impl S3 for PorticoS3 {
         &self,
         req: S3Request<ListPartsInput>,
     ) -> S3Result<S3Response<ListPartsOutput>> {
-        let ctx = self.ctx(&req).await?;
+        let ctx = self.ctx(&req, Some(&req.input.bucket)).await?;
         multipart::list_parts(&self.drive, &ctx, req.input)
             .await
             .map(S3Response::new)
@@ -536,7 +597,7 @@ impl S3 for PorticoS3 {
         &self,
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
-        let ctx = self.ctx(&req).await?;
+        let ctx = self.ctx(&req, Some(&req.input.bucket)).await?;
         multipart::list_uploads(&self.drive, &ctx, req.input)
             .await
             .map(S3Response::new)

@@ -61,6 +61,7 @@ pub(crate) async fn put_object(
     req: S3Request<PutObjectInput>,
 ) -> S3Result<PutObjectOutput> {
     let mut input = req.input;
+    let acl = input.acl.take();
     let (path, kind) = object_path(ctx, &input.bucket, &input.key)?;
     let expected = checksums::expected(
         ctx,
@@ -97,6 +98,8 @@ pub(crate) async fn put_object(
         }
     }
     .map_err(fail(ctx))?;
+    let canned = acl.as_ref().map(|a| a.as_str());
+    crate::acl::apply_canned(drive, ctx, &path, kind, canned).await?;
     let (_, version) = drive
         .head(ctx, &path, kind, &ReadRequest::default())
         .await

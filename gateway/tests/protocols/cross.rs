@@ -260,3 +260,244 @@ async fn accounts_cannot_reach_each_other() {
         gw.stop().await;
     }
 }
+
+#[tokio::test]
+async fn acls_are_shares_for_anyone_signed_in_users_or_one_account() {
+    use aws_sdk_s3::types::{BucketCannedAcl, ObjectCannedAcl};
+    for gw in Gateway::each().await {
+        let alice = &gw.alice.s3;
+        let bob = &gw.bob.s3;
+        alice
+            .create_bucket()
+            .bucket("gallery")
+            .send()
+            .await
+            .unwrap();
+        alice
+            .put_object()
+            .bucket("gallery")
+            .key("art.txt")
+            .body(ByteStream::from_static(b"art"))
+            .send()
+            .await
+            .unwrap();
+        let anonymous = |path: &str| gw.http.get(format!("{}/{path}", gw.url)).send();
+
+        // Private by default: nobody else reads.
+        assert_eq!(anonymous("gallery/art.txt").await.unwrap().status(), 403);
+        let denied = bob
+            .get_object()
+            .bucket("gallery")
+            .key("art.txt")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            denied.raw_response().map(|r| r.status().as_u16()),
+            Some(403)
+        );
+
+        // public-read: anyone reads and lists, nobody else writes.
+        alice
+            .put_bucket_acl()
+            .bucket("gallery")
+            .acl(BucketCannedAcl::PublicRead)
+            .send()
+            .await
+            .unwrap();
+        let public = anonymous("gallery/art.txt").await.unwrap();
+        assert_eq!(public.status(), 200);
+        assert_eq!(public.text().await.unwrap(), "art");
+        assert_eq!(
+            anonymous("gallery?list-type=2").await.unwrap().status(),
+            200
+        );
+        let read = bob
+            .get_object()
+            .bucket("gallery")
+            .key("art.txt")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            read.body.collect().await.unwrap().into_bytes().as_ref(),
+            b"art"
+        );
+        assert!(
+            bob.put_object()
+                .bucket("gallery")
+                .key("graffiti")
+                .body(ByteStream::from_static(b"x"))
+                .send()
+                .await
+                .is_err()
+        );
+        let anonymous_put = gw
+            .http
+            .put(format!("{}/gallery/graffiti", gw.url))
+            .body("x")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(anonymous_put.status(), 403);
+        let acl = alice
+            .get_bucket_acl()
+            .bucket("gallery")
+            .send()
+            .await
+            .unwrap();
+        assert!(acl.grants().iter().any(|g| {
+            g.grantee()
+                .and_then(|e| e.uri())
+                .is_some_and(|u| u.ends_with("AllUsers"))
+        }));
+        assert!(
+            bob.get_bucket_acl().bucket("gallery").send().await.is_err(),
+            "only the owner reads the ACL"
+        );
+
+        // Back to private.
+        alice
+            .put_bucket_acl()
+            .bucket("gallery")
+            .acl(BucketCannedAcl::Private)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(anonymous("gallery/art.txt").await.unwrap().status(), 403);
+
+        // authenticated-read: any account, not anonymous.
+        alice
+            .put_bucket_acl()
+            .bucket("gallery")
+            .acl(BucketCannedAcl::AuthenticatedRead)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            bob.get_object()
+                .bucket("gallery")
+                .key("art.txt")
+                .send()
+                .await
+                .is_ok()
+        );
+        assert_eq!(anonymous("gallery/art.txt").await.unwrap().status(), 403);
+
+        // A grant to one account by its owner id, with write: bob writes into alice's
+        // bucket, alice's quota pays, alice owns the object.
+        let bob_id = gw.drive.account(&gw.bob.name).await.unwrap().owner_id;
+        alice
+            .create_bucket()
+            .bucket("dropbox")
+            .send()
+            .await
+            .unwrap();
+        alice
+            .put_bucket_acl()
+            .bucket("dropbox")
+            .grant_read(format!("id=\"{bob_id}\""))
+            .grant_write(format!("id=\"{bob_id}\""))
+            .send()
+            .await
+            .unwrap();
+        bob.put_object()
+            .bucket("dropbox")
+            .key("from-bob.txt")
+            .body(ByteStream::from_static(b"hello alice"))
+            .send()
+            .await
+            .unwrap();
+        let listed = bob
+            .list_objects_v2()
+            .bucket("dropbox")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(listed.contents().len(), 1);
+        let got = alice
+            .get_object()
+            .bucket("dropbox")
+            .key("from-bob.txt")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            got.body.collect().await.unwrap().into_bytes().as_ref(),
+            b"hello alice"
+        );
+        assert_eq!(
+            gw.drive
+                .account(&gw.bob.name)
+                .await
+                .unwrap()
+                .usage
+                .used_bytes,
+            0
+        );
+        assert!(
+            gw.drive
+                .account(&gw.alice.name)
+                .await
+                .unwrap()
+                .usage
+                .used_bytes
+                >= 11
+        );
+
+        // One public object in a private bucket.
+        alice.create_bucket().bucket("mixed").send().await.unwrap();
+        for key in ["open.txt", "closed.txt"] {
+            alice
+                .put_object()
+                .bucket("mixed")
+                .key(key)
+                .body(ByteStream::from_static(b"x"))
+                .send()
+                .await
+                .unwrap();
+        }
+        alice
+            .put_object_acl()
+            .bucket("mixed")
+            .key("open.txt")
+            .acl(ObjectCannedAcl::PublicRead)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(anonymous("mixed/open.txt").await.unwrap().status(), 200);
+        assert_eq!(anonymous("mixed/closed.txt").await.unwrap().status(), 403);
+        assert_eq!(anonymous("mixed?list-type=2").await.unwrap().status(), 403);
+
+        // What the sharing model cannot express is refused clearly.
+        let refused = alice
+            .put_bucket_acl()
+            .bucket("mixed")
+            .acl(BucketCannedAcl::PublicReadWrite)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refused
+                .as_service_error()
+                .and_then(|e| aws_sdk_s3::error::ProvideErrorMetadata::code(e)),
+            Some("InvalidArgument")
+        );
+        let by_email = alice
+            .put_bucket_acl()
+            .bucket("mixed")
+            .grant_read("emailAddress=\"x@example.com\"")
+            .send()
+            .await;
+        assert!(by_email.is_err());
+        let ownership = alice
+            .get_bucket_ownership_controls()
+            .bucket("mixed")
+            .send()
+            .await
+            .unwrap();
+        let rules = ownership.ownership_controls().unwrap().rules();
+        assert_eq!(rules[0].object_ownership().as_str(), "BucketOwnerEnforced");
+        gw.stop().await;
+    }
+}

@@ -273,11 +273,7 @@ pub async fn ctx(gw: &Gateway) -> portico_drive::Ctx {
         .authenticate_password(&gw.alice.name, &gw.alice.password)
         .await
         .unwrap();
-    portico_drive::Ctx {
-        principal,
-        protocol: portico_drive::Protocol::Cli,
-        request_id: "test".into(),
-    }
+    portico_drive::Ctx::new(principal, portico_drive::Protocol::Cli, "test")
 }
 
 #[tokio::test]
