@@ -4,6 +4,7 @@ checksums validated on GET). Run by boto3.sh with PORTICO_URL and AWS_* set."""
 
 import hashlib
 import os
+import socket
 import sys
 
 import boto3
@@ -193,6 +194,82 @@ for name, client in [("sigv2", s3), ("sigv4", v4)]:
     time.sleep(2)
     refused = http.request("GET", expired)
     assert refused.status == 403, (name, refused.status, refused.data)
+
+step("browser upload: presigned POST with a policy (size range, success status)")
+post = s3.generate_presigned_post(
+    bucket,
+    "uploads/${filename}",
+    Fields={"success_action_status": "201"},
+    Conditions=[["content-length-range", 1, 1000], {"success_action_status": "201"}, ["starts-with", "$key", "uploads/"]],
+    ExpiresIn=300,
+)
+fields = dict(post["fields"])
+posted = http.request("POST", post["url"], fields={**fields, "file": ("hello.txt", b"posted by a browser")})
+assert posted.status == 201, (posted.status, posted.data)
+assert b"<ETag>" in posted.data, posted.data
+assert s3.get_object(Bucket=bucket, Key="uploads/hello.txt")["Body"].read() == b"posted by a browser"
+too_big = http.request("POST", post["url"], fields={**fields, "file": ("big.txt", b"x" * 2000)})
+assert too_big.status in (400, 403), (too_big.status, too_big.data)
+expect_error("404", s3.head_object, Bucket=bucket, Key="uploads/big.txt")
+
+step("response-* overrides on GET, UploadPartCopy with a range")
+got = s3.get_object(Bucket=bucket, Key="small.bin", ResponseContentType="text/x-override", ResponseContentDisposition="attachment")
+assert got["ContentType"] == "text/x-override" and got["ContentDisposition"] == "attachment", got
+mpu = s3.create_multipart_upload(Bucket=bucket, Key="assembled.bin")
+first = s3.upload_part_copy(
+    Bucket=bucket, Key="assembled.bin", UploadId=mpu["UploadId"], PartNumber=1,
+    CopySource={"Bucket": bucket, "Key": "dir/big.bin"}, CopySourceRange="bytes=0-5242879",
+)
+second = s3.upload_part_copy(
+    Bucket=bucket, Key="assembled.bin", UploadId=mpu["UploadId"], PartNumber=2,
+    CopySource={"Bucket": bucket, "Key": "small.bin"},
+)
+s3.complete_multipart_upload(
+    Bucket=bucket, Key="assembled.bin", UploadId=mpu["UploadId"],
+    MultipartUpload={"Parts": [
+        {"PartNumber": 1, "ETag": first["CopyPartResult"]["ETag"]},
+        {"PartNumber": 2, "ETag": second["CopyPartResult"]["ETag"]},
+    ]},
+)
+assembled = s3.get_object(Bucket=bucket, Key="assembled.bin")["Body"].read()
+assert assembled == big[:5242880] + body, "UploadPartCopy assembled the wrong bytes"
+stale = s3.create_multipart_upload(Bucket=bucket, Key="stale.bin")["UploadId"]
+expect_error(
+    "PreconditionFailed", s3.upload_part_copy,
+    Bucket=bucket, Key="stale.bin", UploadId=stale,
+    PartNumber=1, CopySource={"Bucket": bucket, "Key": "small.bin"}, CopySourceIfMatch='"not-the-etag"',
+)
+s3.abort_multipart_upload(Bucket=bucket, Key="stale.bin", UploadId=stale)
+
+step("virtual-host style: bucket.s3.portico.test, signed like AWS itself")
+domain = os.environ["PORTICO_S3_DOMAIN"]
+real_getaddrinfo = socket.getaddrinfo
+
+
+def resolve(host, *args, **kwargs):
+    # No DNS here: the test domain and its subdomains are this machine.
+    if isinstance(host, str) and (host == domain or host.endswith("." + domain)):
+        host = "127.0.0.1"
+    return real_getaddrinfo(host, *args, **kwargs)
+
+
+socket.getaddrinfo = resolve
+scheme, port = URL.split("://")[0], URL.rsplit(":", 1)[1]
+vhost = boto3.client(
+    "s3",
+    endpoint_url=f"{scheme}://{domain}:{port}",
+    region_name="us-east-1",
+    verify=VERIFY,
+    config=Config(s3={"addressing_style": "virtual"}, retries={"max_attempts": 1}),
+)
+vhost.put_object(Bucket=bucket, Key="vhost/a b.txt", Body=b"virtual host")
+assert s3.get_object(Bucket=bucket, Key="vhost/a b.txt")["Body"].read() == b"virtual host"
+listed = vhost.list_objects_v2(Bucket=bucket, Prefix="vhost/")
+assert [o["Key"] for o in listed["Contents"]] == ["vhost/a b.txt"], listed
+assert vhost.get_object(Bucket=bucket, Key="vhost/a b.txt")["Body"].read() == b"virtual host"
+expect_error("NoSuchBucket", vhost.list_objects_v2, Bucket="no-such-bucket-here")
+vhost.delete_object(Bucket=bucket, Key="vhost/a b.txt")
+socket.getaddrinfo = real_getaddrinfo
 
 step("delete_objects and cleanup")
 keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]

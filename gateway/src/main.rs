@@ -158,11 +158,16 @@ fn load_settings(cli: &Cli) -> anyhow::Result<Settings> {
 }
 
 fn init_logging(settings: &Settings, serving: bool) {
-    let default = if serving {
+    let mut default = if serving {
         settings.server.log_level.clone()
     } else {
         "warn".into()
     };
+    // s3s logs every refused request (a 404 HEAD, an expired URL) at ERROR; our own request
+    // log already carries the status, and internal errors are logged by the S3 handlers.
+    if matches!(default.as_str(), "error" | "warn" | "info") {
+        default.push_str(",s3s::ops=off");
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()

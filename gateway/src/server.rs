@@ -145,17 +145,9 @@ impl App {
 
     /// Whether the request addresses a bucket by host name: then its whole path is a key.
     fn is_virtual_host<B>(&self, request: &Request<B>) -> bool {
-        let Some(domain) = &self.s3_domain else {
-            return false;
-        };
-        let host = request
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("");
-        let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-        host.strip_suffix(domain.as_str())
-            .is_some_and(|rest| rest.ends_with('.') && rest.len() > 1)
+        self.s3_domain
+            .as_deref()
+            .is_some_and(|domain| portico_s3api::virtual_host_bucket(request, domain).is_some())
     }
 
     pub async fn handle(&self, mut request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {

@@ -25,6 +25,52 @@ impl s3s::access::S3Access for AnonymousAllowed {
 /// so it is capped well below PUT's limits (large browser uploads use multipart).
 pub const POST_OBJECT_MAX_SIZE: u64 = 128 << 20;
 
+/// Virtual-host style buckets: `bucket.<domain>[:port]` names the bucket; any other host
+/// (the bare domain, `localhost:9000`, an IP address) is path style.
+struct VirtualHosts {
+    domain: String,
+}
+
+impl s3s::host::S3Host for VirtualHosts {
+    fn parse_host_header<'a>(&'a self, host: &'a str) -> s3s::S3Result<s3s::host::VirtualHost<'a>> {
+        let name = host_name(host);
+        let bucket = virtual_bucket(name, &self.domain);
+        let virtual_host = s3s::host::VirtualHost::new(name);
+        Ok(match bucket {
+            Some(bucket) => virtual_host.with_bucket(bucket),
+            None => virtual_host,
+        })
+    }
+}
+
+/// The bucket a request names by its host (`bucket.<domain>`), if any: the Host header, or
+/// the authority of an HTTP/2 request.
+pub fn virtual_host_bucket<'a, B>(request: &'a http::Request<B>, domain: &str) -> Option<&'a str> {
+    let host = match request.headers().get(header::HOST) {
+        Some(host) => host.to_str().ok()?,
+        None => request.uri().authority()?.as_str(),
+    };
+    virtual_bucket(host_name(host), domain)
+}
+
+/// The host name of a Host header, without its port (`[::1]:9000` keeps its brackets).
+fn host_name(host: &str) -> &str {
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !name.ends_with(':') => {
+            name
+        }
+        _ => host,
+    }
+}
+
+/// The bucket a virtual host names under `domain`, compared without case.
+fn virtual_bucket<'a>(name: &'a str, domain: &str) -> Option<&'a str> {
+    let split = name.len().checked_sub(domain.len() + 1)?;
+    let (bucket, rest) = (name.get(..split)?, name.get(split..)?);
+    (rest.starts_with('.') && rest[1..].eq_ignore_ascii_case(domain) && !bucket.is_empty())
+        .then_some(bucket)
+}
+
 #[derive(Clone)]
 pub struct S3Front {
     service: s3s::service::S3Service,
@@ -47,9 +93,13 @@ impl S3Front {
             config,
         ))));
         if let Some(domain) = &domain {
-            let host = s3s::host::SingleDomain::new(domain)
+            // Validated by s3s's own parser; ours differs in ignoring the port and in
+            // keeping other host names (localhost:9000) path style.
+            s3s::host::SingleDomain::new(domain)
                 .map_err(|err| format!("s3_domain {domain:?}: {err}"))?;
-            builder.set_host(host);
+            builder.set_host(VirtualHosts {
+                domain: domain.to_ascii_lowercase(),
+            });
         }
         Ok(Self {
             service: builder.build(),
@@ -62,18 +112,9 @@ impl S3Front {
     /// segment.
     fn bucket_of(&self, request: &http::Request<s3s::Body>) -> Option<String> {
         if let Some(domain) = &self.domain
-            && let Some(host) = request
-                .headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
+            && let Some(bucket) = virtual_host_bucket(request, domain)
         {
-            let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-            if let Some(bucket) = host
-                .strip_suffix(domain.as_str())
-                .and_then(|b| b.strip_suffix('.'))
-            {
-                return Some(bucket.to_owned());
-            }
+            return Some(bucket.to_owned());
         }
         let segment = request
             .uri()
@@ -102,6 +143,21 @@ impl S3Front {
                 .await;
         }
         let method = request.method().clone();
+        let request = if method == Method::POST
+            && let Some(boundary) = request
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(crate::post_form::boundary)
+        {
+            let (mut parts, body) = request.into_parts();
+            let body = crate::post_form::substitute_filename(body, &boundary).await;
+            // The form's length changes with the key.
+            parts.headers.remove(header::CONTENT_LENGTH);
+            http::Request::from_parts(parts, body)
+        } else {
+            request
+        };
         let response = match self.service.call(request).await {
             Ok(response) => response,
             Err(err) => {
@@ -294,4 +350,49 @@ fn with_request_id(
         http::HeaderValue::from(patched.len()),
     );
     http::Response::from_parts(parts, s3s::Body::from(patched))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn virtual_hosts_name_buckets_only_under_the_domain() {
+        let domain = "s3.example.com";
+        let bucket = |host: &str| {
+            let request = http::Request::builder()
+                .header(header::HOST, host)
+                .body(())
+                .unwrap();
+            virtual_host_bucket(&request, domain).map(str::to_owned)
+        };
+        assert_eq!(bucket("photos.s3.example.com").as_deref(), Some("photos"));
+        assert_eq!(
+            bucket("photos.S3.Example.com:9000").as_deref(),
+            Some("photos")
+        );
+        assert_eq!(
+            bucket("my.dotted.bucket.s3.example.com").as_deref(),
+            Some("my.dotted.bucket")
+        );
+        assert_eq!(bucket("s3.example.com:9000"), None);
+        assert_eq!(bucket(".s3.example.com"), None);
+        assert_eq!(bucket("evils3.example.com"), None);
+        assert_eq!(bucket("localhost:9000"), None);
+        assert_eq!(bucket("[::1]:9000"), None);
+        assert_eq!(bucket("127.0.0.1"), None);
+        let http2 = http::Request::builder()
+            .uri("https://logs.s3.example.com:8443/a/b")
+            .body(())
+            .unwrap();
+        assert_eq!(virtual_host_bucket(&http2, domain), Some("logs"));
+    }
+
+    #[test]
+    fn ports_come_off_host_names() {
+        assert_eq!(host_name("example.com:9000"), "example.com");
+        assert_eq!(host_name("example.com"), "example.com");
+        assert_eq!(host_name("[::1]:9000"), "[::1]");
+        assert_eq!(host_name("[::1]"), "[::1]");
+    }
 }

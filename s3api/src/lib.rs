@@ -15,6 +15,7 @@ mod front;
 mod listing;
 mod multipart;
 mod objects;
+mod post_form;
 
 use portico_drive::{
     ByteRange, Ctx, Drive, EtagCondition, Kind, NodePath, Preconditions, Principal, Protocol,
@@ -24,7 +25,7 @@ use s3s::dto::*;
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 pub use error::to_s3_error;
-pub use front::S3Front;
+pub use front::{S3Front, virtual_host_bucket};
 /// The body type S3 requests and responses use.
 pub use s3s::Body as S3Body;
 
