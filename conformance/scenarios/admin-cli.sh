@@ -15,6 +15,20 @@ AWS_ACCESS_KEY_ID=$carol_id AWS_SECRET_ACCESS_KEY=$carol_secret "${AWS[@]}" s3 m
 check_eq "$(AWS_ACCESS_KEY_ID=$carol_id AWS_SECRET_ACCESS_KEY=$carol_secret "${AWS[@]}" s3 ls | awk '{print $3}')" "carols" "carol's buckets"
 check_eq "$(plain_curl -o /dev/null -w '%{http_code}' -u carol:carol-password-1 "$PORTICO_URL/dav/carols/")" "200" "carol over WebDAV"
 
+step "a read grant to carol by the owner id user list shows"
+carol_owner=$("$BIN" user list | awk '$1 == "carol" {print $NF}')
+check_eq "$(AWS_ACCESS_KEY_ID=$carol_id AWS_SECRET_ACCESS_KEY=$carol_secret "${AWS[@]}" s3api list-buckets --query Owner.ID --output text)" "$carol_owner" "owner id"
+"${AWS[@]}" s3 mb s3://admins-shelf
+echo "for carol" > note.txt
+"${AWS[@]}" s3 cp note.txt s3://admins-shelf/note.txt
+if AWS_ACCESS_KEY_ID=$carol_id AWS_SECRET_ACCESS_KEY=$carol_secret "${AWS[@]}" s3 cp s3://admins-shelf/note.txt got.txt 2>err.txt; then
+  fail "carol read a private bucket"
+fi
+"${AWS[@]}" s3api put-bucket-acl --bucket admins-shelf --grant-read "id=\"$carol_owner\""
+AWS_ACCESS_KEY_ID=$carol_id AWS_SECRET_ACCESS_KEY=$carol_secret "${AWS[@]}" s3 cp s3://admins-shelf/note.txt got.txt
+check_eq "$(cat got.txt)" "for carol" "granted read"
+"${AWS[@]}" s3 rb --force s3://admins-shelf
+
 step "quota is enforced before the bytes are accepted"
 head -c 2000000 /dev/urandom > big.bin
 if AWS_ACCESS_KEY_ID=$carol_id AWS_SECRET_ACCESS_KEY=$carol_secret "${AWS[@]}" s3 cp --no-progress big.bin s3://carols/big.bin 2>err.txt; then

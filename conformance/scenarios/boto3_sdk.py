@@ -56,6 +56,13 @@ remove_bucket(bucket + "-copy")
 step(f"create_bucket {bucket}")
 s3.create_bucket(Bucket=bucket)
 expect_error("BucketAlreadyOwnedByYou", s3.create_bucket, Bucket=bucket)
+assert s3.get_bucket_location(Bucket=bucket).get("LocationConstraint") is None  # us-east-1
+s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+# Portico keeps every version; suspending is refused rather than silently ignored.
+expect_error("InvalidArgument", s3.put_bucket_versioning, Bucket=bucket, VersioningConfiguration={"Status": "Suspended"})
+expect_error("NotImplemented", s3.get_bucket_policy, Bucket=bucket)
+expect_error("NotImplemented", s3.get_bucket_lifecycle_configuration, Bucket=bucket)
 
 step("put_object with the default CRC32 checksum, get_object validates it")
 body = os.urandom(100_000)
@@ -118,6 +125,89 @@ bad = chunked_put("trailer-bad.bin", data, "AAAAAA==")
 assert bad.status == 400 and b"BadDigest" in bad.data, (bad.status, bad.data)
 expect_error("404", s3.head_object, Bucket=bucket, Key="trailer-bad.bin")
 
+step("aws-chunked with signed chunks (as the Java and Go SDKs send), with and without a trailer")
+import hashlib
+import hmac
+
+
+class StreamingAuth(S3SigV4Auth):
+    def __init__(self, credentials, payload):
+        super().__init__(credentials, "s3", "us-east-1")
+        self.streaming_payload = payload
+
+    def payload(self, request):
+        return self.streaming_payload
+
+
+def signed_chunked_put(key, chunks, trailer=None, tamper=False):
+    """A PUT whose body is signed chunk by chunk (AWS's "Signature Calculations for the
+    Authorization Header: Transferring Payload in Multiple Chunks")."""
+    credentials = boto3.Session().get_credentials()
+    data = b"".join(chunks)
+    mode = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" + ("-TRAILER" if trailer else "")
+    sig_len = len(";chunk-signature=") + 64
+    frames = [c for c in chunks] + [b""]
+    length = sum(len(b"%x" % len(c)) + sig_len + 2 + len(c) + 2 for c in frames)
+    if trailer:
+        trailer_line = b"%s:%s" % (trailer[0].encode(), trailer[1].encode())
+        length += len(trailer_line) + 2 + len(b"x-amz-trailer-signature:") + 64 + 4 - 2
+    headers = {
+        "x-amz-content-sha256": mode,
+        "Content-Encoding": "aws-chunked",
+        "x-amz-decoded-content-length": str(len(data)),
+        "Content-Length": str(length),
+    }
+    if trailer:
+        headers["x-amz-trailer"] = trailer[0]
+    request = AWSRequest(method="PUT", url=f"{URL}/{bucket}/{key}", data=b"", headers=headers)
+    StreamingAuth(credentials, mode).add_auth(request)
+    seed = request.headers["Authorization"].rsplit("Signature=", 1)[1]
+    stamp = request.headers["X-Amz-Date"]
+    scope = f"{stamp[:8]}/us-east-1/s3/aws4_request"
+    key_bytes = ("AWS4" + credentials.secret_key).encode()
+    for part in (stamp[:8], "us-east-1", "s3", "aws4_request"):
+        key_bytes = hmac.new(key_bytes, part.encode(), hashlib.sha256).digest()
+
+    def sign(kind, previous, digest):
+        text = "\n".join([kind, stamp, scope, previous, digest])
+        return hmac.new(key_bytes, text.encode(), hashlib.sha256).hexdigest()
+
+    empty = hashlib.sha256(b"").hexdigest()
+    body, previous = b"", seed
+    for chunk in frames:
+        signed = chunk if not (tamper and chunk) else chunk[::-1]
+        previous = sign("AWS4-HMAC-SHA256-PAYLOAD", previous, empty + "\n" + hashlib.sha256(signed).hexdigest())
+        body += b"%x;chunk-signature=%s\r\n%s\r\n" % (len(chunk), previous.encode(), chunk)
+    if trailer:
+        body = body[:-2]  # the last (empty) chunk's CRLF is the trailer section's start
+        trailer_sig = sign("AWS4-HMAC-SHA256-TRAILER", previous, hashlib.sha256(trailer_line + b"\n").hexdigest())
+        body += trailer_line + b"\r\nx-amz-trailer-signature:" + trailer_sig.encode() + b"\r\n\r\n"
+    assert len(body) == length, (len(body), length)
+    pool = urllib3.PoolManager(ca_certs=os.environ.get("PORTICO_CA"))
+    return pool.request("PUT", request.url, body=body, headers=dict(request.headers.items()))
+
+
+pieces = [os.urandom(65536), os.urandom(65536), b"tail"]
+whole = b"".join(pieces)
+ok = signed_chunked_put("signed-chunks.bin", pieces)
+assert ok.status == 200, (ok.status, ok.data)
+assert s3.get_object(Bucket=bucket, Key="signed-chunks.bin")["Body"].read() == whole
+crc = base64.b64encode(zlib.crc32(whole).to_bytes(4, "big")).decode()
+ok = signed_chunked_put("signed-trailer.bin", pieces, trailer=("x-amz-checksum-crc32", crc))
+assert ok.status == 200, (ok.status, ok.data)
+got = s3.get_object(Bucket=bucket, Key="signed-trailer.bin", ChecksumMode="ENABLED")
+assert got["Body"].read() == whole and got["ChecksumCRC32"] == crc, got
+forged = signed_chunked_put("signed-forged.bin", pieces, tamper=True)
+assert forged.status == 403 and b"SignatureDoesNotMatch" in forged.data, (forged.status, forged.data)
+expect_error("404", s3.head_object, Bucket=bucket, Key="signed-forged.bin")
+wrong = signed_chunked_put("signed-wrong.bin", pieces, trailer=("x-amz-checksum-crc32", "AAAAAA=="))
+assert wrong.status == 400 and b"BadDigest" in wrong.data, (wrong.status, wrong.data)
+expect_error("404", s3.head_object, Bucket=bucket, Key="signed-wrong.bin")
+
+step("fetch-owner names the account")
+owned = s3.list_objects_v2(Bucket=bucket, FetchOwner=True)["Contents"][0]["Owner"]
+assert owned["ID"] == s3.list_buckets()["Owner"]["ID"] and owned["DisplayName"], owned
+
 step("ranged get (no checksum to validate against a range)")
 part = s3.get_object(Bucket=bucket, Key="small.bin", Range="bytes=10-19")
 assert part["Body"].read() == body[10:20]
@@ -134,6 +224,17 @@ s3.upload_file("big.bin", bucket, "dir/big.bin", Config=transfer)
 head = s3.head_object(Bucket=bucket, Key="dir/big.bin", ChecksumMode="ENABLED")
 assert head["ContentLength"] == len(big)
 assert head["ETag"].endswith('-3"'), head["ETag"]
+attrs = s3.get_object_attributes(
+    Bucket=bucket, Key="dir/big.bin", ObjectAttributes=["ETag", "ObjectSize", "ObjectParts", "StorageClass", "Checksum"], MaxParts=2,
+)
+assert attrs["ObjectSize"] == len(big) and attrs["StorageClass"] == "STANDARD", attrs
+assert attrs["ObjectParts"]["TotalPartsCount"] == 3 and attrs["ObjectParts"]["IsTruncated"], attrs
+assert [p["Size"] for p in attrs["ObjectParts"]["Parts"]] == [8 << 20, 8 << 20], attrs
+rest = s3.get_object_attributes(Bucket=bucket, Key="dir/big.bin", ObjectAttributes=["ObjectParts"], PartNumberMarker=2)
+assert [(p["PartNumber"], p["Size"]) for p in rest["ObjectParts"]["Parts"]] == [(3, len(big) - (16 << 20))], rest
+whole = s3.get_object_attributes(Bucket=bucket, Key="small.bin", ObjectAttributes=["ObjectSize", "ObjectParts", "Checksum"])
+assert whole["ObjectSize"] == len(body) and "ObjectParts" not in whole, whole
+assert whole["Checksum"]["ChecksumCRC32"] == put["ChecksumCRC32"], whole
 s3.download_file(bucket, "dir/big.bin", "back.bin", Config=transfer)
 assert open("back.bin", "rb").read() == big
 part2 = s3.head_object(Bucket=bucket, Key="dir/big.bin", PartNumber=2)
@@ -190,6 +291,12 @@ for name, client in [("sigv2", s3), ("sigv4", v4)]:
     assert s3.get_object(Bucket=bucket, Key=f"presigned-{name}.txt")["Body"].read() == b"put by url"
     tampered = http.request("GET", url.replace(f"presigned-{name}", "small"))
     assert tampered.status == 403, (name, tampered.status)
+    url = client.generate_presigned_url("head_object", Params={"Bucket": bucket, "Key": f"presigned-{name}.txt"}, ExpiresIn=300)
+    headed = http.request("HEAD", url)
+    assert headed.status == 200 and headed.headers["Content-Length"] == "10", (name, headed.status)
+    url = client.generate_presigned_url("delete_object", Params={"Bucket": bucket, "Key": f"presigned-{name}.txt"}, ExpiresIn=300)
+    assert http.request("DELETE", url).status == 204, name
+    expect_error("404", s3.head_object, Bucket=bucket, Key=f"presigned-{name}.txt")
     expired = client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "small.bin"}, ExpiresIn=1)
     time.sleep(2)
     refused = http.request("GET", expired)

@@ -48,7 +48,7 @@ pub use model::{
     TrashEntry, Usage, VersionInfo,
 };
 pub use multipart::{
-    CompletedPart, MultipartUpload, NewUpload, PartInfo, UploadPage, UploadedPart,
+    CompletedPart, CompletedUpload, MultipartUpload, NewUpload, PartInfo, UploadPage, UploadedPart,
 };
 pub use names::{
     Kind, MAX_KEY_BYTES, NodePath, RESERVED_BUCKET_NAMES, is_valid_bucket_name,

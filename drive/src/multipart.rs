@@ -33,6 +33,18 @@ pub struct NewUpload {
     /// The checksum algorithm the client will send per part, and how the object's
     /// checksum is to be formed from them.
     pub checksum: Option<(ChecksumAlgorithm, Option<ChecksumType>)>,
+    /// The S3 canned ACL the object is to get once complete; kept with the upload and
+    /// handed back by [`Drive::complete_upload`] for the S3 layer to apply.
+    pub acl: Option<String>,
+}
+
+/// A completed upload: the object's entry and new version.
+#[derive(Debug, Clone)]
+pub struct CompletedUpload {
+    pub entry: Entry,
+    pub version: VersionInfo,
+    /// The canned ACL given when the upload was created.
+    pub acl: Option<String>,
 }
 
 /// Kept with the upload until it completes.
@@ -45,6 +57,8 @@ struct UploadMeta {
     /// Whether the client chose the algorithm (its part checksums must then be present).
     client_algorithm: bool,
     checksum_type: ChecksumType,
+    #[serde(default)]
+    acl: Option<String>,
 }
 
 /// An open multipart upload.
@@ -222,6 +236,7 @@ impl Drive {
             algorithm,
             client_algorithm,
             checksum_type,
+            acl: upload.acl,
         };
         let row = UploadRow {
             upload_id: uuid::Uuid::now_v7().simple().to_string(),
@@ -478,7 +493,7 @@ impl Drive {
         listed: &[CompletedPart],
         full_checksum: Option<(ChecksumAlgorithm, String)>,
         preconditions: &Preconditions,
-    ) -> Result<(Entry, VersionInfo)> {
+    ) -> Result<CompletedUpload> {
         with_retries(|| {
             self.complete_once(
                 ctx,
@@ -500,7 +515,7 @@ impl Drive {
         listed: &[CompletedPart],
         full_checksum: Option<(ChecksumAlgorithm, String)>,
         preconditions: &Preconditions,
-    ) -> Result<(Entry, VersionInfo)> {
+    ) -> Result<CompletedUpload> {
         let grant = self.authorize(ctx, path, Action::Write).await?;
         let (_, meta) = self.upload_at(grant, path, upload_id).await?;
         if listed.is_empty() {
@@ -651,10 +666,11 @@ impl Drive {
         if released {
             self.collect_garbage().await?;
         }
-        Ok((
-            Entry::from_row(&node),
-            VersionInfo::from_row(&version, true),
-        ))
+        Ok(CompletedUpload {
+            entry: Entry::from_row(&node),
+            version: VersionInfo::from_row(&version, true),
+            acl: meta.acl,
+        })
     }
 
     /// Abandons an upload and releases its parts (S3 AbortMultipartUpload).

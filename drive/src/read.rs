@@ -203,6 +203,21 @@ impl Drive {
             .transpose()
     }
 
+    /// The sizes of a multipart object's parts, in order; `None` for an object written
+    /// whole (S3 GetObjectAttributes lists parts only for multipart objects).
+    pub async fn part_sizes(&self, version: &VersionInfo) -> Result<Option<Vec<u64>>> {
+        let Some(row) = version.row.filter(|_| version.parts_count.is_some()) else {
+            return Ok(None);
+        };
+        let segments = self.inner.catalog.segments(row).await?;
+        Ok(Some(
+            segments
+                .iter()
+                .map(|s| u64::try_from(s.size).unwrap_or(0))
+                .collect(),
+        ))
+    }
+
     /// Opens a node's content (or a range, or one part of it) for reading.
     pub async fn open(
         &self,

@@ -733,6 +733,7 @@ async fn multipart_uploads_complete_without_copying_and_release_what_is_unused()
             content_type: Some("application/x-test".into()),
             attributes: ObjectAttributes::default(),
             checksum: Some((ChecksumAlgorithm::Crc32, None)),
+            acl: None,
         };
         let upload = h.drive.create_upload(&h.alice, &path, new).await.unwrap();
         let one = vec![1u8; MIN_PART as usize];
@@ -827,7 +828,7 @@ async fn multipart_uploads_complete_without_copying_and_release_what_is_unused()
         assert!(matches!(out_of_order, Err(Error::InvalidPartOrder)));
 
         let parts = [completed(1, &first.etag), completed(2, &second.etag)];
-        let (entry, version) = h
+        let CompletedUpload { entry, version, .. } = h
             .drive
             .complete_upload(
                 &h.alice,
@@ -929,6 +930,7 @@ async fn full_object_checksums_abort_and_expiry() {
             content_type: None,
             attributes: ObjectAttributes::default(),
             checksum: Some((ChecksumAlgorithm::Crc32, Some(ChecksumType::FullObject))),
+            acl: None,
         };
         let upload = h.drive.create_upload(&h.alice, &path, new).await.unwrap();
         let one = vec![9u8; MIN_PART as usize];
@@ -975,7 +977,7 @@ async fn full_object_checksums_abort_and_expiry() {
             },
         ];
         let full = Some((ChecksumAlgorithm::Crc32, crc32_b64(&whole)));
-        let (_, version) = h
+        let CompletedUpload { version, .. } = h
             .drive
             .complete_upload(
                 &h.alice,
@@ -998,6 +1000,7 @@ async fn full_object_checksums_abort_and_expiry() {
             content_type: None,
             attributes: ObjectAttributes::default(),
             checksum: None,
+            acl: None,
         };
         let tiny = h
             .drive

@@ -41,7 +41,7 @@ pub fn start(
 ) -> std::io::Result<Running> {
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let app = Arc::new(App::new(drive, None).map_err(std::io::Error::other)?);
+    let app = Arc::new(App::new(drive, None, "us-east-1".into()).map_err(std::io::Error::other)?);
     let task = tokio::spawn(server::serve(
         app,
         listener,

@@ -258,8 +258,10 @@ async fn serve(
     }
     let drive_for_maintenance = drive.clone();
     let domain = Some(settings.server.s3_domain.clone()).filter(|d| !d.is_empty());
-    let app =
-        std::sync::Arc::new(portico_gateway::App::new(drive, domain).map_err(anyhow::Error::msg)?);
+    let app = std::sync::Arc::new(
+        portico_gateway::App::new(drive, domain, settings.auth.s3_region.clone())
+            .map_err(anyhow::Error::msg)?,
+    );
     let schedule = portico_gateway::maintenance::Schedule {
         every: Duration::from_secs(settings.storage.maintenance_interval_secs),
         multipart_expiry: Duration::from_secs(settings.storage.multipart_expiry_hours * 3600),
@@ -324,7 +326,7 @@ async fn user(
         }
         UserCommand::List => {
             println!(
-                "{:<24} {:<6} {:<9} {:>12} {:>12}",
+                "{:<24} {:<6} {:<9} {:>12} {:>12}  S3 OWNER ID",
                 "NAME", "ADMIN", "STATUS", "USED", "QUOTA"
             );
             for account in drive.list_accounts().await? {
@@ -333,7 +335,7 @@ async fn user(
                     .quota_bytes
                     .map_or_else(|| "-".into(), format_bytes);
                 println!(
-                    "{:<24} {:<6} {:<9} {:>12} {:>12}",
+                    "{:<24} {:<6} {:<9} {:>12} {:>12}  {}",
                     account.name,
                     if account.is_admin { "yes" } else { "no" },
                     if account.disabled {
@@ -342,7 +344,8 @@ async fn user(
                         "active"
                     },
                     format_bytes(account.usage.used_bytes),
-                    quota
+                    quota,
+                    account.owner_id
                 );
             }
         }

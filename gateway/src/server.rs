@@ -132,8 +132,10 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(drive: Drive, s3_domain: Option<String>) -> Result<Self, String> {
-        let s3 = portico_s3api::S3Front::new(drive.clone(), s3_domain.clone())?;
+    /// `s3_domain`: the base of virtual-host style buckets; `s3_region`: the region buckets
+    /// report.
+    pub fn new(drive: Drive, s3_domain: Option<String>, s3_region: String) -> Result<Self, String> {
+        let s3 = portico_s3api::S3Front::new(drive.clone(), s3_domain.clone(), s3_region)?;
         let dav = DavService::new(drive.clone(), DAV_PREFIX);
         Ok(Self {
             drive,

@@ -80,9 +80,11 @@ pub struct S3Front {
 
 impl S3Front {
     /// `domain`: the base domain of virtual-host style requests (`bucket.s3.example.com`
-    /// with `s3.example.com`); path style always works.
-    pub fn new(drive: Drive, domain: Option<String>) -> Result<Self, String> {
-        let mut builder = s3s::service::S3ServiceBuilder::new(PorticoS3::new(drive.clone()));
+    /// with `s3.example.com`); path style always works. `region`: what GetBucketLocation
+    /// reports.
+    pub fn new(drive: Drive, domain: Option<String>, region: String) -> Result<Self, String> {
+        let mut builder =
+            s3s::service::S3ServiceBuilder::new(PorticoS3::new(drive.clone(), region));
         builder.set_auth(PorticoAuth::new(drive.clone()));
         // Signatures are still verified when present; requests without one reach the
         // handlers as anonymous, where `Drive::authorize` admits only public shares.

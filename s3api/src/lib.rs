@@ -33,11 +33,13 @@ pub use s3s::Body as S3Body;
 #[derive(Clone)]
 pub struct PorticoS3 {
     drive: Drive,
+    /// The region GetBucketLocation reports.
+    region: String,
 }
 
 impl PorticoS3 {
-    pub fn new(drive: Drive) -> Self {
-        Self { drive }
+    pub fn new(drive: Drive, region: String) -> Self {
+        Self { drive, region }
     }
 
     /// The request's context: who (from the verified access key, or anonymous), which
@@ -240,9 +242,10 @@ impl S3 for PorticoS3 {
             .bucket(&ctx, &req.input.bucket)
             .await
             .map_err(fail(&ctx))?;
-        // The default region (us-east-1) is reported as an empty constraint, as AWS does.
+        // us-east-1 is reported as an empty constraint, as AWS does.
+        let region = Some(self.region.as_str()).filter(|r| !r.is_empty() && *r != "us-east-1");
         Ok(S3Response::new(GetBucketLocationOutput {
-            location_constraint: None,
+            location_constraint: region.map(|r| BucketLocationConstraint::from(r.to_owned())),
         }))
     }
 
@@ -284,6 +287,16 @@ impl S3 for PorticoS3 {
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let ctx = self.ctx(&req, Some(&req.input.bucket)).await?;
         objects::head_object(&self.drive, &ctx, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn get_object_attributes(
+        &self,
+        req: S3Request<GetObjectAttributesInput>,
+    ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+        let ctx = self.ctx(&req, Some(&req.input.bucket)).await?;
+        objects::get_object_attributes(&self.drive, &ctx, req.input)
             .await
             .map(S3Response::new)
     }

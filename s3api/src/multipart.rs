@@ -32,9 +32,14 @@ fn upload_id_or_bad(ctx: &Ctx, text: &str) -> S3Result<String> {
 pub(crate) async fn create(
     drive: &Drive,
     ctx: &Ctx,
-    input: CreateMultipartUploadInput,
+    mut input: CreateMultipartUploadInput,
 ) -> S3Result<CreateMultipartUploadOutput> {
     let (path, kind) = object_path(ctx, &input.bucket, &input.key)?;
+    let acl = input.acl.take();
+    if let Some(acl) = &acl {
+        // Refused now rather than after the parts are uploaded.
+        crate::acl::canned(ctx, acl.as_str())?;
+    }
     let algorithm = match &input.checksum_algorithm {
         Some(name) => Some(ChecksumAlgorithm::parse(name.as_str()).ok_or_else(|| {
             fail_invalid(
@@ -71,6 +76,7 @@ pub(crate) async fn create(
             input.tagging,
         ),
         checksum: algorithm.map(|a| (a, kind_of_checksum)),
+        acl: acl.map(|a| a.as_str().to_owned()),
     };
     let created = drive
         .create_upload(ctx, &path, upload)
@@ -217,7 +223,7 @@ pub(crate) async fn complete(
     ctx: &Ctx,
     mut input: CompleteMultipartUploadInput,
 ) -> S3Result<CompleteMultipartUploadOutput> {
-    let (path, _) = object_path(ctx, &input.bucket, &input.key)?;
+    let (path, kind) = object_path(ctx, &input.bucket, &input.key)?;
     let upload_id = upload_id_or_bad(ctx, &input.upload_id)?;
     let full = sent!(input).single(ctx)?;
     let parts = input
@@ -229,10 +235,12 @@ pub(crate) async fn complete(
         .map(|part| completed_part(ctx, part))
         .collect::<S3Result<Vec<_>>>()?;
     let pre = preconditions(input.if_match, input.if_none_match, None, None);
-    let (entry, version) = drive
+    let completed = drive
         .complete_upload(ctx, &path, &upload_id, &parts, full, &pre)
         .await
         .map_err(fail(ctx))?;
+    let (entry, version) = (completed.entry, completed.version);
+    crate::acl::apply_canned(drive, ctx, &path, kind, completed.acl.as_deref()).await?;
     let mut output = CompleteMultipartUploadOutput {
         bucket: Some(input.bucket.clone()),
         key: Some(input.key.clone()),

@@ -1,5 +1,6 @@
 //! Object operations: put, get, head, copy, delete.
 
+use std::collections::HashSet;
 use std::io;
 
 use futures::TryStreamExt;
@@ -63,6 +64,10 @@ pub(crate) async fn put_object(
     let mut input = req.input;
     let acl = input.acl.take();
     let (path, kind) = object_path(ctx, &input.bucket, &input.key)?;
+    if let Some(acl) = &acl {
+        // Refused before any byte is written.
+        crate::acl::canned(ctx, acl.as_str())?;
+    }
     let expected = checksums::expected(
         ctx,
         sent!(input),
@@ -284,6 +289,109 @@ pub(crate) async fn head_object(
     Ok(output)
 }
 
+/// GetObjectAttributes: what HeadObject says, plus a multipart object's part list, in one
+/// answer with only the attributes asked for.
+pub(crate) async fn get_object_attributes(
+    drive: &Drive,
+    ctx: &Ctx,
+    input: GetObjectAttributesInput,
+) -> S3Result<GetObjectAttributesOutput> {
+    let (path, kind) = object_path(ctx, &input.bucket, &input.key)?;
+    let mut wanted = HashSet::new();
+    // One header may carry several, comma-separated.
+    for name in input
+        .object_attributes
+        .iter()
+        .flat_map(|a| a.as_str().split(','))
+        .map(str::trim)
+    {
+        if ![
+            "ETag",
+            "Checksum",
+            "ObjectParts",
+            "StorageClass",
+            "ObjectSize",
+        ]
+        .contains(&name)
+        {
+            return Err(fail_invalid(
+                ctx,
+                "x-amz-object-attributes",
+                "use ETag, Checksum, ObjectParts, StorageClass or ObjectSize",
+            ));
+        }
+        wanted.insert(name);
+    }
+    if wanted.is_empty() {
+        return Err(fail_invalid(
+            ctx,
+            "x-amz-object-attributes",
+            "name at least one attribute",
+        ));
+    }
+    let request = ReadRequest {
+        version_id: input.version_id,
+        ..ReadRequest::default()
+    };
+    let (entry, version) = drive
+        .head(ctx, &path, kind, &request)
+        .await
+        .map_err(fail(ctx))?;
+    let described = describe(&entry, &version);
+    let mut output = GetObjectAttributesOutput {
+        last_modified: described.last_modified,
+        version_id: described.version_id,
+        ..Default::default()
+    };
+    if wanted.contains("ETag") {
+        output.e_tag = described.e_tag;
+    }
+    if wanted.contains("ObjectSize") {
+        output.object_size = Some(i64::try_from(version.size).unwrap_or(i64::MAX));
+    }
+    if wanted.contains("StorageClass") {
+        output.storage_class = Some(StorageClass::from_static(StorageClass::STANDARD));
+    }
+    if wanted.contains("Checksum")
+        && let Some(checksum) = version.checksum()
+    {
+        let mut out = s3s::dto::Checksum {
+            checksum_type: Some(checksums::type_dto(checksum.kind)),
+            ..Default::default()
+        };
+        set_checksums!(out, [checksum]);
+        output.checksum = Some(out);
+    }
+    if wanted.contains("ObjectParts")
+        && let Some(sizes) = drive.part_sizes(&version).await.map_err(fail(ctx))?
+    {
+        let max = input.max_parts.unwrap_or(1000).clamp(0, 1000) as usize;
+        let marker = usize::try_from(input.part_number_marker.unwrap_or(0))
+            .map_err(|_| fail_invalid(ctx, "x-amz-part-number-marker", "not a part number"))?;
+        let parts: Vec<ObjectPart> = sizes
+            .iter()
+            .enumerate()
+            .skip(marker)
+            .take(max)
+            .map(|(index, size)| ObjectPart {
+                part_number: Some(index as i32 + 1),
+                size: Some(i64::try_from(*size).unwrap_or(i64::MAX)),
+                ..Default::default()
+            })
+            .collect();
+        let truncated = marker + parts.len() < sizes.len();
+        output.object_parts = Some(GetObjectAttributesParts {
+            is_truncated: Some(truncated),
+            max_parts: Some(max as i32),
+            part_number_marker: Some(marker as i32),
+            next_part_number_marker: parts.last().and_then(|p| p.part_number),
+            total_parts_count: Some(sizes.len() as i32),
+            parts: Some(parts),
+        });
+    }
+    Ok(output)
+}
+
 /// The source of a copy: `(path, kind, version id)`; only `bucket/key` sources exist here.
 pub(crate) fn copy_source(
     ctx: &Ctx,
@@ -313,6 +421,10 @@ pub(crate) async fn copy_object(
 ) -> S3Result<CopyObjectOutput> {
     let (target, target_kind) = object_path(ctx, &input.bucket, &input.key)?;
     let (source, source_kind, source_version) = copy_source(ctx, &input.copy_source)?;
+    let acl = input.acl.as_ref().map(|a| a.as_str().to_owned());
+    if let Some(acl) = &acl {
+        crate::acl::canned(ctx, acl)?;
+    }
     let source_request = ReadRequest {
         version_id: source_version,
         preconditions: preconditions(
@@ -395,6 +507,7 @@ pub(crate) async fn copy_object(
         )
         .await
         .map_err(fail(ctx))?;
+    crate::acl::apply_canned(drive, ctx, &target, target_kind, acl.as_deref()).await?;
     let mut result = CopyObjectResult {
         e_tag: entry.etag.as_deref().map(s3_etag),
         last_modified: Some(s3_time(entry.modified)),

@@ -469,6 +469,101 @@ async fn acls_are_shares_for_anyone_signed_in_users_or_one_account() {
         assert_eq!(anonymous("mixed/closed.txt").await.unwrap().status(), 403);
         assert_eq!(anonymous("mixed?list-type=2").await.unwrap().status(), 403);
 
+        // Canned ACLs given with the write: PutObject, a multipart upload (applied when it
+        // completes), CopyObject. One the model cannot express writes nothing.
+        alice
+            .put_object()
+            .bucket("mixed")
+            .key("put-public.txt")
+            .acl(ObjectCannedAcl::PublicRead)
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .unwrap();
+        let upload = alice
+            .create_multipart_upload()
+            .bucket("mixed")
+            .key("multipart-public.txt")
+            .acl(ObjectCannedAcl::PublicRead)
+            .send()
+            .await
+            .unwrap();
+        let upload_id = upload.upload_id().unwrap();
+        let part = alice
+            .upload_part()
+            .bucket("mixed")
+            .key("multipart-public.txt")
+            .upload_id(upload_id)
+            .part_number(1)
+            .body(ByteStream::from_static(b"one part"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            anonymous("mixed/multipart-public.txt")
+                .await
+                .unwrap()
+                .status(),
+            403,
+            "nothing to read before completion"
+        );
+        alice
+            .complete_multipart_upload()
+            .bucket("mixed")
+            .key("multipart-public.txt")
+            .upload_id(upload_id)
+            .multipart_upload(
+                aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                    .parts(
+                        aws_sdk_s3::types::CompletedPart::builder()
+                            .part_number(1)
+                            .e_tag(part.e_tag().unwrap())
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        alice
+            .copy_object()
+            .bucket("mixed")
+            .key("copy-public.txt")
+            .copy_source("mixed/closed.txt")
+            .acl(ObjectCannedAcl::PublicRead)
+            .send()
+            .await
+            .unwrap();
+        for key in ["put-public.txt", "multipart-public.txt", "copy-public.txt"] {
+            let read = anonymous(&format!("mixed/{key}")).await.unwrap();
+            assert_eq!(read.status(), 200, "{key}");
+        }
+        let refused = alice
+            .put_object()
+            .bucket("mixed")
+            .key("never.txt")
+            .acl(ObjectCannedAcl::PublicReadWrite)
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refused
+                .as_service_error()
+                .and_then(|e| aws_sdk_s3::error::ProvideErrorMetadata::code(e)),
+            Some("InvalidArgument")
+        );
+        assert!(
+            alice
+                .head_object()
+                .bucket("mixed")
+                .key("never.txt")
+                .send()
+                .await
+                .is_err(),
+            "a refused ACL writes nothing"
+        );
+
         // What the sharing model cannot express is refused clearly.
         let refused = alice
             .put_bucket_acl()
