@@ -1,4 +1,4 @@
-//! The WebDAV front-end (RFC 4918 class 1) over the drive core.
+//! The WebDAV front-end (RFC 4918 classes 1 and 2) over the drive core.
 //!
 //! Each method is parse → one `portico-drive` call → build the reply; every status for a
 //! drive error comes from [`error::to_status`]. PROPFIND answers stream page by page from
@@ -13,6 +13,8 @@
 //! This crate never writes SQL or touches blob files.
 
 pub mod error;
+mod ifheader;
+mod locking;
 mod paths;
 mod props;
 
@@ -24,12 +26,12 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use portico_drive::{
-    ByteRange, Ctx, Drive, Entry, EtagCondition, Kind, MkdirOptions, NodePath, Parents,
-    Preconditions, Protocol, PutOptions, ReadRequest, RequestId, Timestamp, Transfer,
+    ByteRange, Ctx, DeadProp, Drive, Entry, EtagCondition, Kind, MkdirOptions, NodePath, Parents,
+    Preconditions, PropChange, Protocol, PutOptions, ReadRequest, RequestId, Timestamp, Transfer,
 };
 
 pub use error::to_status;
-use props::{PropRequest, RenderContext};
+use props::{PatchOp, PropName, PropRequest, RenderContext};
 
 /// Response bodies: bytes in memory, a blob being read, or a multistatus being written.
 pub type DavBody = UnsyncBoxBody<Bytes, io::Error>;
@@ -41,7 +43,8 @@ type Result<T, E = portico_drive::Error> = std::result::Result<T, E>;
 const MAX_XML_BODY: usize = 1 << 20;
 /// Children fetched per catalog query while streaming a Depth 1 PROPFIND.
 const PROPFIND_PAGE: i64 = 1000;
-const ALLOW: &str = "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND";
+const ALLOW: &str =
+    "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK";
 
 /// The WebDAV service mounted at `prefix` (e.g. `/dav`).
 #[derive(Clone)]
@@ -144,17 +147,30 @@ impl DavService {
             Ok(principal) => principal,
             Err(response) => return response,
         };
-        let ctx = Ctx::new(principal, Protocol::WebDav, request_id);
+        let mut ctx = Ctx::new(principal, Protocol::WebDav, request_id);
         let path = match paths::node_path(request.uri().path(), &self.prefix) {
             Ok(path) => path,
             Err(paths::PathError::Invalid(why)) => return text(StatusCode::BAD_REQUEST, &why),
             Err(paths::PathError::NotUtf8) => {
                 return text(StatusCode::BAD_REQUEST, "the path is not valid UTF-8");
             }
+            Err(paths::PathError::OutsidePrefix)
+                if request.method().as_str() == "PROPFIND"
+                    && self.prefix.starts_with(request.uri().path()) =>
+            {
+                // GNOME's gvfs walks up from the mount point: the folders above it are
+                // answered as plain collections.
+                return self
+                    .propfind_above(&ctx, request.uri().path(), request.headers())
+                    .await;
+            }
             Err(paths::PathError::OutsidePrefix) => {
                 return text(StatusCode::NOT_FOUND, "not a WebDAV path");
             }
         };
+        if let Err(response) = self.check_if(&mut ctx, &path, request.headers()).await {
+            return response;
+        }
         let method = request.method().clone();
         let outcome = match method.as_str() {
             "GET" => self.get(&ctx, &path, request.headers(), true).await,
@@ -165,6 +181,9 @@ impl DavService {
             "COPY" => self.copy_move(&ctx, &path, request.headers(), false).await,
             "MOVE" => self.copy_move(&ctx, &path, request.headers(), true).await,
             "PROPFIND" => self.propfind(&ctx, &path, request).await,
+            "PROPPATCH" => self.proppatch(&ctx, &path, request).await,
+            "LOCK" => self.lock(&ctx, &path, request).await,
+            "UNLOCK" => self.unlock(&ctx, &path, request.headers()).await,
             _ => {
                 let mut response = text(
                     StatusCode::METHOD_NOT_ALLOWED,
@@ -186,7 +205,11 @@ impl DavService {
 
     fn options(&self) -> Response<DavBody> {
         let mut response = empty(StatusCode::OK);
-        set(&mut response, header::HeaderName::from_static("dav"), "1");
+        set(
+            &mut response,
+            header::HeaderName::from_static("dav"),
+            "1, 2",
+        );
         set(
             &mut response,
             header::HeaderName::from_static("ms-author-via"),
@@ -540,17 +563,20 @@ impl DavService {
             Err(why) => return Ok(text(StatusCode::BAD_REQUEST, &why)),
         };
         let entry = self.drive.resolve(ctx, path).await?;
-        let wants_quota = match &prop_request {
-            PropRequest::Props(names) => names.iter().any(|p| p.name.starts_with("quota-")),
-            PropRequest::PropName => true,
-            PropRequest::AllProp => false,
-        };
-        let usage = if wants_quota && entry.is_folder() {
-            Some(self.drive.usage(ctx).await?)
+        let listing = depth_one && entry.is_folder();
+        let context = self
+            .render_context(ctx, &entry, &prop_request, listing)
+            .await?;
+        let want_dead = props::wants_dead(&prop_request);
+        let dead = if want_dead {
+            self.drive
+                .dead_props(&[&entry])
+                .await?
+                .pop()
+                .unwrap_or_default()
         } else {
-            None
+            Vec::new()
         };
-        let context = RenderContext { usage };
         let mut first = String::from(props::MULTISTATUS_OPEN);
         props::render_response(
             &mut first,
@@ -558,10 +584,11 @@ impl DavService {
             &entry,
             &prop_request,
             &context,
+            &dead,
         );
 
         let status = StatusCode::MULTI_STATUS;
-        let mut response = if !depth_one || !entry.is_folder() {
+        let mut response = if !listing {
             first.push_str(props::MULTISTATUS_CLOSE);
             full(status, first)
         } else {
@@ -572,12 +599,183 @@ impl DavService {
                 folder: entry.path.clone(),
                 request: prop_request,
                 context,
+                want_dead,
                 after: None,
                 done: false,
             };
             let head = futures::stream::once(async move { Ok(Bytes::from(first)) });
             streaming(status, head.chain(pages.into_stream()))
         };
+        set(
+            &mut response,
+            header::CONTENT_TYPE,
+            "application/xml; charset=utf-8",
+        );
+        Ok(response)
+    }
+
+    /// What every response of one PROPFIND shares: quota and locks, each fetched once and
+    /// only when asked for.
+    async fn render_context(
+        &self,
+        ctx: &Ctx,
+        entry: &Entry,
+        request: &PropRequest,
+        listing: bool,
+    ) -> Result<RenderContext> {
+        let quota = if props::wants_quota(request) && entry.is_folder() {
+            Some(self.drive.space(ctx).await?)
+        } else {
+            None
+        };
+        let locks = if !props::wants_locks(request) {
+            Vec::new()
+        } else if listing {
+            self.drive.locks_within(ctx, &entry.path).await?
+        } else {
+            self.drive.locks_on(ctx, &entry.path).await?
+        };
+        Ok(RenderContext {
+            quota,
+            locks,
+            prefix: self.prefix.clone(),
+        })
+    }
+
+    /// PROPFIND on a folder above the mount point (`/` for `/dav`): a collection whose only
+    /// member is the mount, so clients that walk up the path find where they are.
+    async fn propfind_above(&self, ctx: &Ctx, raw: &str, headers: &HeaderMap) -> Response<DavBody> {
+        let root = match self.drive.resolve(ctx, &NodePath::root()).await {
+            Ok(root) => root,
+            Err(err) => {
+                let (status, reason) = to_status(&err, &ctx.request_id);
+                return text(status, &reason);
+            }
+        };
+        let request = PropRequest::Props(
+            [
+                "resourcetype",
+                "displayname",
+                "getlastmodified",
+                "creationdate",
+            ]
+            .iter()
+            .map(|name| PropName {
+                namespace: props::DAV_NS.into(),
+                name: (*name).into(),
+            })
+            .collect(),
+        );
+        let context = RenderContext {
+            quota: None,
+            locks: Vec::new(),
+            prefix: self.prefix.clone(),
+        };
+        let mut out = String::from(props::MULTISTATUS_OPEN);
+        let here = if raw.ends_with('/') {
+            raw.to_owned()
+        } else {
+            format!("{raw}/")
+        };
+        props::render_response(&mut out, &here, &root, &request, &context, &[]);
+        let depth_one = header_str(headers, "depth").is_some_and(|d| d.trim() == "1");
+        if depth_one {
+            // The next segment of the prefix below `raw`.
+            let rest = self.prefix[raw.trim_end_matches('/').len()..].trim_start_matches('/');
+            let child = format!("{here}{}/", rest.split('/').next().unwrap_or_default());
+            props::render_response(&mut out, &child, &root, &request, &context, &[]);
+        }
+        out.push_str(props::MULTISTATUS_CLOSE);
+        let mut response = full(StatusCode::MULTI_STATUS, out);
+        set(
+            &mut response,
+            header::CONTENT_TYPE,
+            "application/xml; charset=utf-8",
+        );
+        response
+    }
+
+    /// PROPPATCH: dead properties set and removed in order, all or none (RFC 4918 §9.2).
+    /// Live properties are protected (403, the rest 424). Windows' `Win32LastModifiedTime`
+    /// sets the modification time every protocol shows.
+    async fn proppatch<B>(
+        &self,
+        ctx: &Ctx,
+        path: &NodePath,
+        request: Request<B>,
+    ) -> Result<Response<DavBody>>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let body = match read_small(request.into_body()).await {
+            Ok(body) => body,
+            Err(response) => return Ok(response),
+        };
+        let ops = match props::parse_proppatch(&body) {
+            Ok(ops) => ops,
+            Err(why) => return Ok(text(StatusCode::BAD_REQUEST, &why)),
+        };
+        let entry = self.drive.resolve(ctx, path).await?;
+        if entry.path.is_root() {
+            return Err(portico_drive::Error::Forbidden);
+        }
+        let mut results: Vec<(PropName, u16)> = Vec::new();
+        let mut changes = Vec::new();
+        let mut modified = None;
+        for op in ops {
+            match op {
+                PatchOp::Set(name, _) | PatchOp::Remove(name) if name.is_protected() => {
+                    results.push((name, 403));
+                }
+                PatchOp::Set(name, xml)
+                    if name.namespace == props::MS_NS && name.name == "Win32LastModifiedTime" =>
+                {
+                    match props::element_text(&xml).and_then(|t| httpdate::parse_http_date(&t).ok())
+                    {
+                        Some(time) => {
+                            modified = Some(Timestamp::from_system_time(time));
+                            results.push((name, 200));
+                        }
+                        None => results.push((name, 409)),
+                    }
+                }
+                PatchOp::Remove(name)
+                    if name.namespace == props::MS_NS && name.name == "Win32LastModifiedTime" =>
+                {
+                    results.push((name, 200));
+                }
+                PatchOp::Set(name, xml) => {
+                    changes.push(PropChange::Set(DeadProp {
+                        namespace: name.namespace.clone(),
+                        name: name.name.clone(),
+                        xml,
+                    }));
+                    results.push((name, 200));
+                }
+                PatchOp::Remove(name) => {
+                    changes.push(PropChange::Remove {
+                        namespace: name.namespace.clone(),
+                        name: name.name.clone(),
+                    });
+                    results.push((name, 200));
+                }
+            }
+        }
+        if results.iter().any(|(_, status)| *status != 200) {
+            for result in results.iter_mut().filter(|(_, status)| *status == 200) {
+                result.1 = 424;
+            }
+        } else {
+            self.drive
+                .change_props(ctx, &entry, &changes, modified)
+                .await?;
+        }
+        let href = paths::href(&self.prefix, &entry.path, entry.is_folder());
+        let mut response = full(
+            StatusCode::MULTI_STATUS,
+            props::proppatch_response(&href, &results),
+        );
         set(
             &mut response,
             header::CONTENT_TYPE,
@@ -596,6 +794,7 @@ struct ChildPages {
     folder: NodePath,
     request: PropRequest,
     context: RenderContext,
+    want_dead: bool,
     after: Option<String>,
     done: bool,
 }
@@ -627,19 +826,40 @@ impl ChildPages {
             };
             let last_page = (children.len() as i64) < PROPFIND_PAGE;
             pages.after = children.last().map(Entry::key);
+            let dead = if pages.want_dead {
+                let refs: Vec<&Entry> = children.iter().collect();
+                match pages.drive.dead_props(&refs).await {
+                    Ok(dead) => dead,
+                    Err(err) => {
+                        let (_, reason) = to_status(&err, &pages.ctx.request_id);
+                        pages.done = true;
+                        return Some((Err(io::Error::other(reason)), pages));
+                    }
+                }
+            } else {
+                Vec::new()
+            };
             let mut out = String::with_capacity(children.len() * 400 + 32);
             let folders: std::collections::HashSet<&str> = children
                 .iter()
                 .filter(|c| c.is_folder())
                 .filter_map(|c| c.path.name())
                 .collect();
-            for child in &children {
+            for (index, child) in children.iter().enumerate() {
                 // A tree shows the folder when S3 made a file and a folder of one name.
                 if !child.is_folder() && child.path.name().is_some_and(|n| folders.contains(n)) {
                     continue;
                 }
                 let href = paths::href(&pages.prefix, &child.path, child.is_folder());
-                props::render_response(&mut out, &href, child, &pages.request, &pages.context);
+                let props = dead.get(index).map(Vec::as_slice).unwrap_or_default();
+                props::render_response(
+                    &mut out,
+                    &href,
+                    child,
+                    &pages.request,
+                    &pages.context,
+                    props,
+                );
             }
             if last_page {
                 out.push_str(props::MULTISTATUS_CLOSE);

@@ -5,9 +5,13 @@
 
 use std::fmt::Write as _;
 
-use portico_drive::{Entry, Timestamp, Usage};
+use portico_drive::{DeadProp, Entry, LockInfo, Timestamp};
 
 pub const DAV_NS: &str = "DAV:";
+/// ownCloud's namespace: `oc:checksums`, which rclone reads for hashes.
+pub const OC_NS: &str = "http://owncloud.org/ns";
+/// Windows' namespace for the `Win32*` properties Explorer sets.
+pub const MS_NS: &str = "urn:schemas-microsoft-com:";
 
 /// A property name: namespace URI and local name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +23,20 @@ pub struct PropName {
 impl PropName {
     fn is(&self, namespace: &str, name: &str) -> bool {
         self.namespace == namespace && self.name == name
+    }
+
+    fn of(element: &xmltree::Element) -> Self {
+        Self {
+            namespace: element.namespace.clone().unwrap_or_default(),
+            name: element.name.clone(),
+        }
+    }
+
+    /// Live properties: computed from the node, never stored; PROPPATCH cannot set them.
+    pub fn is_protected(&self) -> bool {
+        (self.namespace == DAV_NS
+            && (LIVE.contains(&self.name.as_str()) || QUOTA.contains(&self.name.as_str())))
+            || self.is(OC_NS, "checksums")
     }
 }
 
@@ -56,15 +74,127 @@ pub fn parse_propfind(body: &[u8]) -> Result<PropRequest, String> {
                 .children
                 .iter()
                 .filter_map(xmltree::XMLNode::as_element)
-                .map(|prop| PropName {
-                    namespace: prop.namespace.clone().unwrap_or_default(),
-                    name: prop.name.clone(),
-                })
+                .map(PropName::of)
                 .collect();
             return Ok(PropRequest::Props(names));
         }
     }
     Err("DAV:propfind must contain allprop, propname or prop".into())
+}
+
+/// One instruction of a PROPPATCH body, in document order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PatchOp {
+    /// The property and its whole element as standalone XML.
+    Set(PropName, String),
+    Remove(PropName),
+}
+
+/// Parses a PROPPATCH body (RFC 4918 §9.2).
+pub fn parse_proppatch(body: &[u8]) -> Result<Vec<PatchOp>, String> {
+    let root = xmltree::Element::parse(body)
+        .map_err(|err| format!("the PROPPATCH body is not well-formed XML: {err}"))?;
+    if !is_dav(&root, "propertyupdate") {
+        return Err("the PROPPATCH body must be a DAV:propertyupdate element".into());
+    }
+    let mut ops = Vec::new();
+    for instruction in root
+        .children
+        .iter()
+        .filter_map(xmltree::XMLNode::as_element)
+    {
+        let set = is_dav(instruction, "set");
+        if !set && !is_dav(instruction, "remove") {
+            continue;
+        }
+        for prop in instruction
+            .children
+            .iter()
+            .filter_map(xmltree::XMLNode::as_element)
+            .filter(|e| is_dav(e, "prop"))
+        {
+            for element in prop
+                .children
+                .iter()
+                .filter_map(xmltree::XMLNode::as_element)
+            {
+                let name = PropName::of(element);
+                ops.push(if set {
+                    PatchOp::Set(name, element_xml(element)?)
+                } else {
+                    PatchOp::Remove(name)
+                });
+            }
+        }
+    }
+    if ops.is_empty() {
+        return Err("the PROPPATCH body names no property".into());
+    }
+    Ok(ops)
+}
+
+/// An element as standalone XML: no declaration, its namespaces declared on itself.
+pub fn element_xml(element: &xmltree::Element) -> Result<String, String> {
+    // Each element arrives with every namespace in scope of the request body; keep the
+    // ones this element and its children use, so stored values stay small.
+    let mut used = std::collections::BTreeMap::new();
+    collect_prefixes(element, &mut used);
+    let mut element = element.clone();
+    prune_namespaces(&mut element, &used);
+    let mut out = Vec::new();
+    let config = xmltree::EmitterConfig::new()
+        .write_document_declaration(false)
+        .perform_indent(false)
+        .normalize_empty_elements(true);
+    element
+        .write_with_config(&mut out, config)
+        .map_err(|err| format!("the property value cannot be stored: {err}"))?;
+    String::from_utf8(out).map_err(|_| "the property value is not UTF-8".into())
+}
+
+/// The `prefix → namespace` mappings the elements of a tree are written with.
+fn collect_prefixes(
+    element: &xmltree::Element,
+    used: &mut std::collections::BTreeMap<String, String>,
+) {
+    if let Some(namespace) = &element.namespace {
+        used.insert(
+            element.prefix.clone().unwrap_or_default(),
+            namespace.clone(),
+        );
+    } else if element.prefix.is_none() {
+        // An element in no namespace needs `xmlns=""` if a default is in scope.
+        used.entry(String::new()).or_default();
+    }
+    for child in element
+        .children
+        .iter()
+        .filter_map(xmltree::XMLNode::as_element)
+    {
+        collect_prefixes(child, used);
+    }
+}
+
+fn prune_namespaces(
+    element: &mut xmltree::Element,
+    used: &std::collections::BTreeMap<String, String>,
+) {
+    if let Some(namespaces) = &mut element.namespaces {
+        namespaces
+            .0
+            .retain(|prefix, uri| used.get(prefix).is_some_and(|u| u == uri));
+    }
+    for child in element.children.iter_mut() {
+        if let xmltree::XMLNode::Element(child) = child {
+            prune_namespaces(child, used);
+        }
+    }
+}
+
+/// The text of a property element (`Win32LastModifiedTime`'s date).
+pub fn element_text(xml: &str) -> Option<String> {
+    let element = xmltree::Element::parse(xml.as_bytes()).ok()?;
+    element.get_text().map(|t| t.trim().to_owned())
 }
 
 fn is_dav(element: &xmltree::Element, name: &str) -> bool {
@@ -120,20 +250,97 @@ const LIVE: &[&str] = &[
     "getcontentlength",
     "getcontenttype",
     "getetag",
+    "lockdiscovery",
+    "supportedlock",
 ];
 /// RFC 4331 quota properties: on collections, and only when asked for by name.
 const QUOTA: &[&str] = &["quota-available-bytes", "quota-used-bytes"];
 
 /// Context shared by every response of one PROPFIND.
 pub struct RenderContext {
-    pub usage: Option<Usage>,
+    /// Bytes used and available to the account (RFC 4331), when asked for.
+    pub quota: Option<(u64, u64)>,
+    /// Locks covering the listed folder or below it: `lockdiscovery` for every entry.
+    pub locks: Vec<LockInfo>,
+    /// The WebDAV mount prefix, for lock roots.
+    pub prefix: String,
+}
+
+const SUPPORTED_LOCK: &str = "<D:supportedlock><D:lockentry><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry><D:lockentry><D:lockscope><D:shared/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry></D:supportedlock>";
+
+/// One `DAV:activelock` (PROPFIND `lockdiscovery`, and the LOCK response).
+pub fn active_lock(out: &mut String, lock: &LockInfo, prefix: &str) {
+    let scope = if lock.exclusive {
+        "exclusive"
+    } else {
+        "shared"
+    };
+    let depth = if lock.depth_infinity { "infinity" } else { "0" };
+    let _ = write!(
+        out,
+        "<D:activelock><D:locktype><D:write/></D:locktype><D:lockscope><D:{scope}/></D:lockscope><D:depth>{depth}</D:depth>"
+    );
+    if let Some(owner) = &lock.owner_xml {
+        out.push_str(owner);
+    }
+    let root = crate::paths::href(prefix, &lock.root, lock.root_is_folder);
+    let _ = write!(
+        out,
+        "<D:timeout>Second-{}</D:timeout><D:locktoken><D:href>{}</D:href></D:locktoken><D:lockroot><D:href>{}</D:href></D:lockroot></D:activelock>",
+        lock.remaining.as_secs().max(1),
+        escape(&lock.token),
+        escape(&root)
+    );
+}
+
+/// `DAV:lockdiscovery` with the locks covering `entry`.
+pub fn lock_discovery(out: &mut String, entry: &Entry, locks: &[LockInfo], prefix: &str) {
+    let mut covering = locks.iter().filter(|l| l.covers(&entry.path)).peekable();
+    if covering.peek().is_none() {
+        out.push_str("<D:lockdiscovery/>");
+        return;
+    }
+    out.push_str("<D:lockdiscovery>");
+    for lock in covering {
+        active_lock(out, lock, prefix);
+    }
+    out.push_str("</D:lockdiscovery>");
 }
 
 /// Writes the value of one live property of `entry` into `out`; false if the entry does not
 /// have it.
-fn live_value(out: &mut String, entry: &Entry, name: &str, context: &RenderContext) -> bool {
+fn live_value(out: &mut String, entry: &Entry, prop: &PropName, context: &RenderContext) -> bool {
     let folder = entry.is_folder();
-    match name {
+    if prop.namespace == OC_NS {
+        // rclone's owncloud vendor reads hashes here; the ETag is the MD5 of single-part
+        // content (a multipart object's is not, and gets no MD5).
+        return match entry.etag.as_deref() {
+            Some(etag) if prop.name == "checksums" && !folder && !etag.contains('-') => {
+                let _ = write!(
+                    out,
+                    "<oc:checksums xmlns:oc=\"{OC_NS}\"><oc:checksum>MD5:{}</oc:checksum></oc:checksums>",
+                    escape(etag)
+                );
+                true
+            }
+            _ => false,
+        };
+    }
+    if prop.is(MS_NS, "Win32LastModifiedTime") {
+        // Set by Explorer as the mtime; read back from it, so it never disagrees.
+        let _ = write!(
+            out,
+            "<Z:Win32LastModifiedTime xmlns:Z=\"{MS_NS}\">{}</Z:Win32LastModifiedTime>",
+            http_date(entry.modified)
+        );
+        return true;
+    }
+    if prop.namespace != DAV_NS {
+        return false;
+    }
+    match prop.name.as_str() {
+        "lockdiscovery" => lock_discovery(out, entry, &context.locks, &context.prefix),
+        "supportedlock" => out.push_str(SUPPORTED_LOCK),
         "resourcetype" if folder => {
             out.push_str("<D:resourcetype><D:collection/></D:resourcetype>")
         }
@@ -179,27 +386,21 @@ fn live_value(out: &mut String, entry: &Entry, name: &str, context: &RenderConte
             }
             None => return false,
         },
-        "quota-used-bytes" if folder => match &context.usage {
-            Some(usage) => {
+        "quota-used-bytes" if folder => match context.quota {
+            Some((used, _)) => {
+                let _ = write!(out, "<D:quota-used-bytes>{used}</D:quota-used-bytes>");
+            }
+            None => return false,
+        },
+        "quota-available-bytes" if folder => match context.quota {
+            Some((_, available)) => {
                 let _ = write!(
                     out,
-                    "<D:quota-used-bytes>{}</D:quota-used-bytes>",
-                    usage.used_bytes
+                    "<D:quota-available-bytes>{available}</D:quota-available-bytes>"
                 );
             }
             None => return false,
         },
-        "quota-available-bytes" if folder => {
-            match context.usage.as_ref().and_then(Usage::available) {
-                Some(available) => {
-                    let _ = write!(
-                        out,
-                        "<D:quota-available-bytes>{available}</D:quota-available-bytes>"
-                    );
-                }
-                None => return false,
-            }
-        }
         _ => return false,
     }
     true
@@ -215,13 +416,14 @@ pub fn content_type(entry: &Entry) -> String {
     })
 }
 
-/// Appends one `<D:response>` for `entry` at `href`.
+/// Appends one `<D:response>` for `entry` at `href`, with its dead properties.
 pub fn render_response(
     out: &mut String,
     href: &str,
     entry: &Entry,
     request: &PropRequest,
     context: &RenderContext,
+    dead: &[DeadProp],
 ) {
     out.push_str("<D:response><D:href>");
     out.push_str(&escape(href));
@@ -230,7 +432,10 @@ pub fn render_response(
         PropRequest::AllProp => {
             out.push_str("<D:propstat><D:prop>");
             for name in LIVE {
-                live_value(out, entry, name, context);
+                live_value(out, entry, &dav(name), context);
+            }
+            for prop in dead {
+                out.push_str(&prop.xml);
             }
             out.push_str("</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>");
         }
@@ -238,9 +443,18 @@ pub fn render_response(
             out.push_str("<D:propstat><D:prop>");
             for name in LIVE.iter().chain(QUOTA) {
                 let mut scratch = String::new();
-                if live_value(&mut scratch, entry, name, context) {
+                if live_value(&mut scratch, entry, &dav(name), context) {
                     let _ = write!(out, "<D:{name}/>");
                 }
+            }
+            for prop in dead {
+                empty_element(
+                    out,
+                    &PropName {
+                        namespace: prop.namespace.clone(),
+                        name: prop.name.clone(),
+                    },
+                );
             }
             out.push_str("</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>");
         }
@@ -248,10 +462,15 @@ pub fn render_response(
             let mut found = String::new();
             let mut missing = String::new();
             for prop in names {
-                let known = prop.namespace == DAV_NS
-                    && (LIVE.contains(&prop.name.as_str()) || QUOTA.contains(&prop.name.as_str()));
-                if !(known && live_value(&mut found, entry, &prop.name, context)) {
-                    empty_element(&mut missing, prop);
+                if live_value(&mut found, entry, prop, context) {
+                    continue;
+                }
+                match dead
+                    .iter()
+                    .find(|d| d.namespace == prop.namespace && d.name == prop.name)
+                {
+                    Some(value) => found.push_str(&value.xml),
+                    None => empty_element(&mut missing, prop),
                 }
             }
             if !found.is_empty() {
@@ -269,6 +488,66 @@ pub fn render_response(
         }
     }
     out.push_str("</D:response>\n");
+}
+
+fn dav(name: &str) -> PropName {
+    PropName {
+        namespace: DAV_NS.into(),
+        name: name.into(),
+    }
+}
+
+/// Whether a PROPFIND needs the entries' dead properties.
+pub fn wants_dead(request: &PropRequest) -> bool {
+    match request {
+        PropRequest::AllProp | PropRequest::PropName => true,
+        PropRequest::Props(names) => names.iter().any(|p| !p.is_protected()),
+    }
+}
+
+/// Whether a PROPFIND asks for quota (never part of allprop, RFC 4331 §3).
+pub fn wants_quota(request: &PropRequest) -> bool {
+    match request {
+        PropRequest::Props(names) => names
+            .iter()
+            .any(|p| p.namespace == DAV_NS && QUOTA.contains(&p.name.as_str())),
+        PropRequest::PropName => true,
+        PropRequest::AllProp => false,
+    }
+}
+
+/// Whether a PROPFIND shows locks.
+pub fn wants_locks(request: &PropRequest) -> bool {
+    match request {
+        PropRequest::Props(names) => names.iter().any(|p| p.is(DAV_NS, "lockdiscovery")),
+        _ => true,
+    }
+}
+
+/// A 207 answer to a PROPPATCH: each property with its status.
+pub fn proppatch_response(href: &str, results: &[(PropName, u16)]) -> String {
+    let mut out = String::from(MULTISTATUS_OPEN);
+    let _ = write!(out, "<D:response><D:href>{}</D:href>", escape(href));
+    let mut statuses: Vec<u16> = results.iter().map(|(_, s)| *s).collect();
+    statuses.sort_unstable();
+    statuses.dedup();
+    for status in statuses {
+        out.push_str("<D:propstat><D:prop>");
+        for (prop, _) in results.iter().filter(|(_, s)| *s == status) {
+            empty_element(&mut out, prop);
+        }
+        let reason = http::StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("");
+        let _ = write!(
+            out,
+            "</D:prop><D:status>HTTP/1.1 {status} {reason}</D:status></D:propstat>"
+        );
+    }
+    out.push_str("</D:response>\n");
+    out.push_str(MULTISTATUS_CLOSE);
+    out
 }
 
 fn empty_element(out: &mut String, prop: &PropName) {
@@ -320,6 +599,38 @@ mod tests {
         );
         assert!(parse_propfind(b"<propfind").is_err());
         assert!(parse_propfind(b"<foo xmlns=\"DAV:\"/>").is_err());
+    }
+
+    #[test]
+    fn stored_values_declare_only_the_namespaces_they_use() {
+        let ops = parse_proppatch(
+            b"<D:propertyupdate xmlns:D=\"DAV:\" xmlns:Z=\"urn:z\" xmlns:Q=\"urn:q\"><D:set><D:prop><Z:color>red<Q:shade xmlns:R=\"urn:r\">dark</Q:shade></Z:color><plain xmlns=\"\">x</plain></D:prop></D:set><D:remove><D:prop><Z:gone/></D:prop></D:remove></D:propertyupdate>",
+        )
+        .unwrap();
+        let PatchOp::Set(name, xml) = &ops[0] else {
+            panic!("{ops:?}")
+        };
+        assert_eq!(name.namespace, "urn:z");
+        assert!(
+            xml.contains("xmlns:Z=\"urn:z\"") && xml.contains("xmlns:Q=\"urn:q\""),
+            "{xml}"
+        );
+        assert!(!xml.contains("DAV:") && !xml.contains("urn:r"), "{xml}");
+        // The stored value parses alone, with its child in its own namespace.
+        let back = xmltree::Element::parse(xml.as_bytes()).unwrap();
+        let shade = back.get_child("shade").unwrap();
+        assert_eq!(shade.namespace.as_deref(), Some("urn:q"));
+        let PatchOp::Set(plain, _) = &ops[1] else {
+            panic!("{ops:?}")
+        };
+        assert_eq!(plain.namespace, "");
+        assert_eq!(
+            ops[2],
+            PatchOp::Remove(PropName {
+                namespace: "urn:z".into(),
+                name: "gone".into()
+            })
+        );
     }
 
     #[test]

@@ -651,6 +651,20 @@ impl Drive {
             .ok_or(Error::NotFound(Missing::Account))?;
         Ok(usage_of(&row))
     }
+
+    /// Bytes used by the caller's account and bytes it can still write: what its quota
+    /// leaves, and never more than the volume has free (RFC 4331 quota properties, `df` on
+    /// a mounted drive).
+    pub async fn space(&self, ctx: &Ctx) -> Result<(u64, u64)> {
+        let usage = self.usage(ctx).await?;
+        let free = self
+            .inner
+            .volume
+            .available_bytes()
+            .map_err(|err| Error::Internal(Box::new(err)))?;
+        let available = usage.available().map_or(free, |left| left.min(free));
+        Ok((usage.used_bytes, available))
+    }
 }
 
 fn admin_audit(

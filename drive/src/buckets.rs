@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Missing, Result};
+use crate::locks::LockScope;
 use crate::model::{AccountId, Ctx, Entry};
 use crate::names::{Kind, NodePath};
 use crate::read::ReadRequest;
@@ -262,6 +263,8 @@ impl Drive {
         let mut attributes = version.attributes.clone();
         attributes.tags = tags.unwrap_or_default();
         let mut tx = self.inner.catalog.begin().await?;
+        self.check_locks(&mut tx, grant, ctx, path, LockScope::Content)
+            .await?;
         tx.set_version_attributes(row, &attributes.to_json())
             .await?;
         tx.insert_audit(&self.audit(ctx, grant, "tags", &entry.key()))

@@ -17,9 +17,11 @@ mod conditions;
 mod error;
 mod fsck;
 mod listing;
+mod locks;
 mod model;
 mod multipart;
 mod names;
+mod props;
 mod read;
 mod trash;
 mod tree;
@@ -43,6 +45,7 @@ pub use conditions::{ByteRange, EtagCondition, Preconditions};
 pub use error::{Error, InvalidName, Missing, Result};
 pub use fsck::FsckReport;
 pub use listing::{ListPage, ListRequest};
+pub use locks::{LockInfo, LockRequest, MAX_LOCK_TIMEOUT};
 pub use model::{
     AccountId, Ctx, EMPTY_ETAG, Entry, ObjectAttributes, Principal, Protocol, RequestId, Timestamp,
     TrashEntry, Usage, VersionInfo,
@@ -56,6 +59,7 @@ pub use names::{
 };
 pub use portico_metadata::{BackendKind, ConnectOptions, redact_url as redact_database_url};
 pub use portico_volume::BlobStream;
+pub use props::{DeadProp, MAX_DEAD_PROP_XML, PropChange};
 pub use read::{Download, ReadRequest};
 pub use tree::Transfer;
 pub use versions::{DeletedVersion, NULL_VERSION, VersionEntry, VersionPage};

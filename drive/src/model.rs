@@ -110,6 +110,9 @@ pub struct Ctx {
     /// The account whose tree the request addresses, when not the principal's own (an S3
     /// bucket of another account); access then needs a share (see `Drive::authorize`).
     pub tree: Option<AccountId>,
+    /// WebDAV lock tokens the request submitted (its `If` header): a lock the principal
+    /// took stops none of its writes when its token is here.
+    pub lock_tokens: Vec<String>,
 }
 
 impl Ctx {
@@ -119,6 +122,7 @@ impl Ctx {
             protocol,
             request_id: request_id.into(),
             tree: None,
+            lock_tokens: Vec::new(),
         }
     }
 }

@@ -1363,3 +1363,260 @@ async fn concurrent_writers_leave_a_consistent_catalog() {
         );
     }
 }
+
+mod dav_class_two {
+    use super::*;
+
+    fn dav(ctx: &Ctx, tokens: &[&str]) -> Ctx {
+        let mut ctx = ctx.clone();
+        ctx.protocol = Protocol::WebDav;
+        ctx.lock_tokens = tokens.iter().map(|t| t.to_string()).collect();
+        ctx
+    }
+
+    fn exclusive(depth_infinity: bool) -> LockRequest {
+        LockRequest {
+            exclusive: true,
+            depth_infinity,
+            owner_xml: Some("<D:owner xmlns:D=\"DAV:\">me</D:owner>".into()),
+            timeout: Some(std::time::Duration::from_secs(600)),
+        }
+    }
+
+    #[tokio::test]
+    async fn locks_stop_every_protocol_until_the_token_is_shown() {
+        for h in harnesses().await {
+            h.drive.create_bucket(&h.alice, "bkt").await.unwrap();
+            put_s3(&h, "doc.txt", b"v1").await;
+            let path = p("bkt/doc.txt");
+            let (lock, created) = h
+                .drive
+                .lock(&dav(&h.alice, &[]), &path, exclusive(false))
+                .await
+                .unwrap();
+            assert!(!created);
+            assert!(lock.token.starts_with("opaquelocktoken:"));
+            assert_eq!(lock.remaining.as_secs(), 600);
+
+            // An S3 write (no token can be sent) and a WebDAV one without the token fail.
+            let put = |ctx: Ctx| {
+                let drive = h.drive.clone();
+                let path = path.clone();
+                async move {
+                    drive
+                        .put(
+                            &ctx,
+                            &path,
+                            body(b"v2"),
+                            PutOptions::new(Kind::File, Parents::CreateImplicit),
+                        )
+                        .await
+                }
+            };
+            assert!(matches!(put(h.alice.clone()).await, Err(Error::Locked)));
+            assert!(matches!(
+                put(dav(&h.alice, &["opaquelocktoken:wrong"])).await,
+                Err(Error::Locked)
+            ));
+            assert!(matches!(
+                h.drive.delete_object(&h.alice, &path, Kind::File).await,
+                Err(Error::Locked)
+            ));
+            assert!(matches!(
+                h.drive
+                    .transfer(
+                        &dav(&h.alice, &[]),
+                        &path,
+                        &p("bkt/moved.txt"),
+                        Transfer::Move,
+                        true
+                    )
+                    .await,
+                Err(Error::Locked)
+            ));
+            // Another drive on the same catalog (a second gateway, or after a restart)
+            // honours the lock too.
+            let other = Drive::from_parts(
+                h.drive.inner.catalog.clone(),
+                h.drive.inner.volume.clone(),
+                ServerKey::generate(),
+                DriveConfig::default(),
+            );
+            assert!(matches!(
+                other
+                    .put(
+                        &h.alice,
+                        &path,
+                        body(b"v2"),
+                        PutOptions::new(Kind::File, Parents::CreateImplicit)
+                    )
+                    .await,
+                Err(Error::Locked)
+            ));
+            assert_eq!(read(&h, &path, Kind::File, None).await, b"v1");
+
+            // With the token the owner writes; a second exclusive lock is refused.
+            put(dav(&h.alice, &[&lock.token])).await.unwrap();
+            assert!(matches!(
+                h.drive
+                    .lock(&dav(&h.alice, &[]), &path, exclusive(false))
+                    .await,
+                Err(Error::Locked)
+            ));
+            let found = h.drive.locks_on(&h.alice, &path).await.unwrap();
+            assert_eq!(found.len(), 1);
+            assert_eq!(
+                found[0].owner_xml.as_deref(),
+                Some("<D:owner xmlns:D=\"DAV:\">me</D:owner>")
+            );
+
+            // Refresh, then unlock: the wrong path is a conflict, the right one frees it.
+            let refreshed = h
+                .drive
+                .refresh_lock(
+                    &h.alice,
+                    &path,
+                    &lock.token,
+                    Some(std::time::Duration::from_secs(60)),
+                )
+                .await
+                .unwrap();
+            assert_eq!(refreshed.remaining.as_secs(), 60);
+            assert!(matches!(
+                h.drive.unlock(&h.alice, &p("bkt"), &lock.token).await,
+                Err(Error::Conflict(_))
+            ));
+            h.drive.unlock(&h.alice, &path, &lock.token).await.unwrap();
+            put(h.alice.clone()).await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn folder_locks_cover_their_tree_and_unmapped_urls_become_files() {
+        for h in harnesses().await {
+            h.drive.create_bucket(&h.alice, "bkt").await.unwrap();
+            put_s3(&h, "dir/inner.txt", b"x").await;
+            let folder = p("bkt/dir");
+            let (lock, _) = h
+                .drive
+                .lock(&dav(&h.alice, &[]), &folder, exclusive(true))
+                .await
+                .unwrap();
+            assert!(lock.root_is_folder && lock.depth_infinity);
+            // Inside the tree: creating, changing and deleting all need the token.
+            let new = p("bkt/dir/new.txt");
+            let mut options = PutOptions::new(Kind::File, Parents::MustExist);
+            options.expected_size = Some(1);
+            assert!(matches!(
+                h.drive
+                    .put(&dav(&h.alice, &[]), &new, body(b"n"), options)
+                    .await,
+                Err(Error::Locked)
+            ));
+            assert!(matches!(
+                h.drive
+                    .mkdir(
+                        &dav(&h.alice, &[]),
+                        &p("bkt/dir/sub"),
+                        MkdirOptions::default()
+                    )
+                    .await,
+                Err(Error::Locked)
+            ));
+            // Nothing else can be locked under an exclusive infinite lock, not even by its
+            // holder, and a refused LOCK on an unmapped URL creates nothing.
+            assert!(matches!(
+                h.drive
+                    .lock(
+                        &dav(&h.alice, &[&lock.token]),
+                        &new,
+                        LockRequest {
+                            exclusive: false,
+                            ..exclusive(false)
+                        }
+                    )
+                    .await,
+                Err(Error::Locked)
+            ));
+            assert!(h.drive.resolve(&h.alice, &new).await.is_err());
+            // Elsewhere, LOCK on an unmapped URL makes an empty file (RFC 4918 §7.3).
+            let fresh = p("bkt/fresh.txt");
+            let (_, created) = h
+                .drive
+                .lock(&dav(&h.alice, &[]), &fresh, exclusive(false))
+                .await
+                .unwrap();
+            assert!(created);
+            assert_eq!(read(&h, &fresh, Kind::File, None).await, b"");
+            // Deleting the folder needs its token, and takes its locks with it.
+            assert!(matches!(
+                h.drive.delete(&dav(&h.alice, &[]), &folder).await,
+                Err(Error::Locked)
+            ));
+            let all = h.drive.locks_within(&h.alice, &folder).await.unwrap();
+            let tokens: Vec<&str> = all.iter().map(|l| l.token.as_str()).collect();
+            h.drive
+                .delete(&dav(&h.alice, &tokens), &folder)
+                .await
+                .unwrap();
+            assert!(
+                h.drive
+                    .locks_within(&h.alice, &folder)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn dead_properties_follow_moves_and_copies() {
+        for h in harnesses().await {
+            h.drive.create_bucket(&h.alice, "bkt").await.unwrap();
+            let entry = put_s3(&h, "p.txt", b"x").await;
+            let prop = |name: &str, value: &str| DeadProp {
+                namespace: "urn:z".into(),
+                name: name.into(),
+                xml: format!("<Z:{name} xmlns:Z=\"urn:z\">{value}</Z:{name}>"),
+            };
+            let when = Timestamp::from_nanos(1_600_000_000_000_000_000);
+            h.drive
+                .change_props(
+                    &h.alice,
+                    &entry,
+                    &[
+                        PropChange::Set(prop("color", "red")),
+                        PropChange::Set(prop("size", "big")),
+                        PropChange::Remove {
+                            namespace: "urn:z".into(),
+                            name: "size".into(),
+                        },
+                    ],
+                    Some(when),
+                )
+                .await
+                .unwrap();
+            let moved = p("bkt/q.txt");
+            h.drive
+                .transfer(&h.alice, &entry.path, &moved, Transfer::Move, false)
+                .await
+                .unwrap();
+            h.drive
+                .transfer(
+                    &h.alice,
+                    &moved,
+                    &p("bkt/r.txt"),
+                    Transfer::Copy { recursive: true },
+                    false,
+                )
+                .await
+                .unwrap();
+            for path in [moved, p("bkt/r.txt")] {
+                let entry = h.drive.resolve(&h.alice, &path).await.unwrap();
+                assert_eq!(entry.modified, when, "{path}");
+                let props = h.drive.dead_props(&[&entry]).await.unwrap();
+                assert_eq!(props, vec![vec![prop("color", "red")]], "{path}");
+            }
+        }
+    }
+}

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use portico_metadata::{NewNode, NewVersion, NodeRow, Tx};
 
 use crate::error::{Error, Missing, Result};
+use crate::locks::LockScope;
 use crate::model::Ctx;
 use crate::names::{Kind, NodePath};
 use crate::write::{Parents, new_version_id};
@@ -45,6 +46,12 @@ impl Drive {
             return Err(Error::Forbidden);
         }
         let mut tx = self.inner.catalog.begin().await?;
+        if transfer == Transfer::Move {
+            self.check_locks(&mut tx, grant, ctx, from, LockScope::Membership)
+                .await?;
+        }
+        self.check_locks(&mut tx, dest_grant, ctx, to, LockScope::Membership)
+            .await?;
         let sources = tx.nodes_at_name(grant.account_id, &from.file_key()).await?;
         let source = sources
             .iter()
@@ -73,6 +80,7 @@ impl Drive {
             for node in &existing {
                 tx.trash_subtree(node, Some(ctx.principal.account_id.0))
                     .await?;
+                tx.delete_locks_at(dest_grant.account_id, &node.key).await?;
             }
         }
         let kind = Kind::from_catalog(source.kind);
@@ -82,6 +90,8 @@ impl Drive {
             Transfer::Move => {
                 tx.move_subtree(&source, parent.as_ref().map(|p| p.id), &name, &new_key)
                     .await?;
+                // Locks belong to the source's URLs, which are gone (RFC 4918 §9.9.4).
+                tx.delete_locks_at(grant.account_id, &source.key).await?;
                 self.settle_emptied_parent(&mut tx, source.parent_id, false)
                     .await?;
                 tx.insert_audit(&self.audit(ctx, grant, "move", &source.key))
@@ -184,7 +194,8 @@ impl Drive {
                         blake3: version.blake3.clone(),
                         content_type: version.content_type.clone(),
                         attributes: version.attributes.clone(),
-                        mtime: version.mtime,
+                        // The node's time, which X-OC-Mtime or Win32LastModifiedTime may have set.
+                        mtime: row.mtime,
                         created_by: Some(ctx.principal.account_id.0),
                         parts_count: version.parts_count,
                     })
@@ -213,8 +224,11 @@ impl Drive {
             .or_else(|| rows.first())
             .cloned();
         let node = node.ok_or(Error::NotFound(Missing::Node))?;
+        self.check_locks(&mut tx, grant, ctx, path, LockScope::Membership)
+            .await?;
         tx.trash_subtree(&node, Some(ctx.principal.account_id.0))
             .await?;
+        tx.delete_locks_at(grant.account_id, &node.key).await?;
         self.settle_emptied_parent(&mut tx, node.parent_id, false)
             .await?;
         tx.insert_audit(&self.audit(ctx, grant, "delete", &node.key))
@@ -252,6 +266,8 @@ impl Drive {
         else {
             return Ok(None);
         };
+        self.check_locks(&mut tx, grant, ctx, path, LockScope::Membership)
+            .await?;
         let mut marker = None;
         if node.is_folder() {
             if node.implicit {

@@ -12,6 +12,7 @@ use portico_metadata::{KeyRange, NodeRow, VersionRow, prefix_successor};
 
 use crate::checksum::Checksum;
 use crate::error::{Error, Missing, Result};
+use crate::locks::LockScope;
 use crate::model::{Ctx, EMPTY_ETAG, Entry, ObjectAttributes, Timestamp, VersionInfo};
 use crate::names::{Kind, NodePath};
 use crate::{Action, Drive, Grant};
@@ -273,6 +274,8 @@ impl Drive {
             .await?
             .ok_or(Error::NotFound(Missing::Version))?;
         let mut tx = self.inner.catalog.begin().await?;
+        self.check_locks(&mut tx, grant, ctx, path, LockScope::Membership)
+            .await?;
         // Locked first: concurrent deletes of a key's versions (rclone purges in parallel)
         // each see the others' work before deciding what becomes current.
         let node = tx
@@ -326,6 +329,8 @@ impl Drive {
         node_id: i64,
     ) -> Result<()> {
         let mut tx = self.inner.catalog.begin().await?;
+        self.check_locks(&mut tx, grant, ctx, path, LockScope::Membership)
+            .await?;
         let node = tx
             .node_by_id_locked(node_id)
             .await?

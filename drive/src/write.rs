@@ -14,6 +14,7 @@ use portico_volume::{LimitReason, WriteOptions, WrittenBlob};
 use crate::checksum::{ChecksumAlgorithm, ExpectedChecksum};
 use crate::conditions::Preconditions;
 use crate::error::{Error, Missing, Result};
+use crate::locks::LockScope;
 use crate::model::{Ctx, Entry, ObjectAttributes, Timestamp, VersionInfo};
 use crate::names::{Kind, NodePath};
 use crate::read::ReadRequest;
@@ -210,6 +211,7 @@ impl Drive {
                 .preconditions
                 .evaluate(current.as_ref().and_then(current_state), false)?;
         }
+        self.check_put_locks(grant, ctx, path, options.kind).await?;
         let limit = self.write_limit(grant, options.expected_size).await?;
         let checksum = options
             .checksum
@@ -324,6 +326,12 @@ impl Drive {
         let key = path.key(kind);
         let parent = self.ensure_parents(tx, grant, path, meta.parents).await?;
         let existing = tx.node_by_key_locked(grant.account_id, &key).await?;
+        let scope = if existing.is_some() {
+            LockScope::Content
+        } else {
+            LockScope::Membership
+        };
+        self.check_locks(tx, grant, ctx, path, scope).await?;
         preconditions.evaluate(existing.as_ref().and_then(current_state), false)?;
         if meta.parents == Parents::MustExist
             && tx
@@ -651,6 +659,8 @@ impl Drive {
         } else {
             Parents::MustExist
         };
+        self.check_locks(&mut tx, grant, ctx, path, LockScope::Membership)
+            .await?;
         let parent = self.ensure_parents(&mut tx, grant, path, mode).await?;
         let row = tx
             .insert_node(&NewNode {
@@ -669,10 +679,34 @@ impl Drive {
         Ok(Entry::from_row(&row))
     }
 
+    /// Refuses, before any byte is read, a write that a lock would stop at the commit.
+    async fn check_put_locks(
+        &self,
+        grant: Grant,
+        ctx: &Ctx,
+        path: &NodePath,
+        kind: Kind,
+    ) -> Result<()> {
+        let exists = self
+            .inner
+            .catalog
+            .node_by_key(grant.account_id, &path.key(kind))
+            .await?
+            .is_some();
+        let scope = if exists {
+            LockScope::Content
+        } else {
+            LockScope::Membership
+        };
+        self.check_locks_now(grant, ctx, path, scope).await
+    }
+
     /// Sets a node's modification time (`X-OC-Mtime`, `Win32LastModifiedTime`).
     pub async fn set_modified(&self, ctx: &Ctx, entry: &Entry, modified: Timestamp) -> Result<()> {
         let grant = self.authorize(ctx, &entry.path, Action::Write).await?;
         let mut tx = self.inner.catalog.begin().await?;
+        self.check_locks(&mut tx, grant, ctx, &entry.path, LockScope::Content)
+            .await?;
         tx.set_mtime(entry.node_id, modified.nanos()).await?;
         tx.insert_audit(&self.audit(ctx, grant, "touch", &entry.key()))
             .await?;

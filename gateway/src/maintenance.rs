@@ -1,5 +1,6 @@
 //! Background upkeep while the server runs: abandoned multipart uploads are aborted after
-//! their expiry, and blobs nothing references any more are removed. Every step is
+//! their expiry, blobs nothing references any more are removed, expired WebDAV locks are
+//! swept. Every step is
 //! idempotent, so several gateways on one catalog may run it at once.
 
 use std::time::Duration;
@@ -15,6 +16,8 @@ pub struct Schedule {
 
 /// Runs one round: returns (uploads aborted, blobs collected).
 pub async fn run_once(drive: &Drive, schedule: Schedule) -> portico_drive::Result<(u64, u64)> {
+    // Expired WebDAV locks are ignored already; this only keeps the table small.
+    drive.sweep_locks().await?;
     let expired = drive.expire_uploads(schedule.multipart_expiry).await?;
     let collected = drive.collect_garbage().await?;
     Ok((expired, collected))

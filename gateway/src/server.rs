@@ -171,6 +171,8 @@ impl App {
             {
                 Route::Dav
             }
+            // GNOME's gvfs asks about the folders above the mount point; S3 has no PROPFIND.
+            Route::S3 if request.method().as_str() == "PROPFIND" => Route::Dav,
             other => other,
         };
         let method = request.method().clone();

@@ -66,6 +66,38 @@ pub(crate) enum Backend {
     Postgres(PgPool),
 }
 
+/// The first key after every key that starts with `prefix` (a folder key ending in `/`):
+/// `a/` → `a0`, since `0` follows `/` in byte order.
+pub(crate) fn prefix_end(prefix: &str) -> String {
+    match prefix.strip_suffix('/') {
+        Some(stem) => format!("{stem}0"),
+        None => format!("{prefix}\u{10FFFF}"),
+    }
+}
+
+/// `SELECT` of locks rooted at `$3..` (`exact` keys) or between the two binds after them.
+pub(crate) fn locks_near_sql(exact: usize, below: bool) -> String {
+    let mut conditions = Vec::new();
+    if exact > 0 {
+        let placeholders: Vec<String> = (3..3 + exact).map(|i| format!("${i}")).collect();
+        conditions.push(format!("key IN ({})", placeholders.join(", ")));
+    }
+    if below {
+        conditions.push(format!("(key > ${} AND key < ${})", 3 + exact, 4 + exact));
+    }
+    if conditions.is_empty() {
+        conditions.push("FALSE".into());
+    }
+    format!(
+        concat!(
+            "SELECT ",
+            lock_columns!(),
+            " FROM locks WHERE account_id = $1 AND timeout_at > $2 AND ({}) ORDER BY key, created_at"
+        ),
+        conditions.join(" OR ")
+    )
+}
+
 /// Handle to the catalog. Cheap to clone.
 #[derive(Clone)]
 pub struct Catalog {
@@ -472,6 +504,59 @@ impl Catalog {
             let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(account_id).bind(now);
             for key in keys {
                 query = query.bind(key);
+            }
+            query.fetch_all(pool).await?
+        }))
+    }
+
+    /// The live locks of `account_id`'s tree rooted at one of `keys` (a path and its
+    /// folders) or, with `below`, anywhere under that folder key.
+    pub async fn locks_near(
+        &self,
+        account_id: i64,
+        keys: &[String],
+        below: Option<&str>,
+        now: i64,
+    ) -> Result<Vec<LockRow>> {
+        let sql = locks_near_sql(keys.len(), below.is_some());
+        Ok(on_backend!(&self.backend, read, pool => {
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(account_id).bind(now);
+            for key in keys {
+                query = query.bind(key);
+            }
+            if let Some(prefix) = below {
+                query = query.bind(prefix).bind(prefix_end(prefix));
+            }
+            query.fetch_all(pool).await?
+        }))
+    }
+
+    /// A lock by its token, expired or not.
+    pub async fn lock_by_token(&self, token: &str) -> Result<Option<LockRow>> {
+        Ok(on_backend!(&self.backend, read, pool => {
+            sqlx::query_as(concat!("SELECT ", lock_columns!(), " FROM locks WHERE token = $1"))
+                .bind(token)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// The dead properties of some nodes, in (node, namespace, name) order: one query for a
+    /// whole page of a listing.
+    pub async fn dead_props(&self, node_ids: &[i64]) -> Result<Vec<DeadPropRow>> {
+        if node_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (1..=node_ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT node_id, namespace, name, value_xml FROM dead_props WHERE node_id IN ({})
+             ORDER BY node_id, namespace, name",
+            placeholders.join(", ")
+        );
+        Ok(on_backend!(&self.backend, read, pool => {
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
+            for id in node_ids {
+                query = query.bind(id);
             }
             query.fetch_all(pool).await?
         }))

@@ -283,6 +283,39 @@ pub struct ShareRow {
     pub expires_at: Option<i64>,
 }
 
+macro_rules! lock_columns {
+    () => {
+        "token, account_id, key, depth_infinity, exclusive, owner_xml, principal_id, timeout_at, created_at"
+    };
+}
+
+/// A WebDAV lock on `key` of an account's tree (and, with `depth_infinity`, on everything
+/// below a folder key). Expired rows (`timeout_at` passed) are ignored and swept.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct LockRow {
+    pub token: String,
+    pub account_id: i64,
+    pub key: String,
+    pub depth_infinity: bool,
+    pub exclusive: bool,
+    /// The `DAV:owner` element the client sent, as XML.
+    pub owner_xml: Option<String>,
+    /// The account that took the lock: only it can use the token.
+    pub principal_id: Option<i64>,
+    pub timeout_at: i64,
+    pub created_at: i64,
+}
+
+/// A WebDAV dead property. `value_xml` is the whole property element as the client sent it,
+/// serialized with the namespace declarations it needs, so it can be written back as is.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct DeadPropRow {
+    pub node_id: i64,
+    pub namespace: String,
+    pub name: String,
+    pub value_xml: String,
+}
+
 /// What purging a trashed subtree released.
 #[derive(Debug, Clone, Default)]
 pub struct Purged {

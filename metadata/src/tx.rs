@@ -4,9 +4,9 @@
 use sqlx::{Postgres, Sqlite, Transaction};
 
 use crate::{
-    AccessKeyRow, AccountRow, Backend, Error, KeyRange, NewAccount, NewAudit, NewBlob, NewNode,
-    NewVersion, NodeRow, PartRow, Purged, Result, SegmentRow, ShareRow, UploadRow, VersionRow,
-    now_nanos,
+    AccessKeyRow, AccountRow, Backend, Error, KeyRange, LockRow, NewAccount, NewAudit, NewBlob,
+    NewNode, NewVersion, NodeRow, PartRow, Purged, Result, SegmentRow, ShareRow, UploadRow,
+    VersionRow, locks_near_sql, now_nanos, prefix_end,
 };
 
 enum Inner {
@@ -734,6 +734,152 @@ impl Tx {
             .await?;
         });
         Ok(())
+    }
+
+    /// Sets a dead property (insert or replace).
+    pub async fn set_dead_prop(
+        &mut self,
+        node_id: i64,
+        namespace: &str,
+        name: &str,
+        value_xml: &str,
+    ) -> Result<()> {
+        on_tx!(self, conn => {
+            sqlx::query(
+                "INSERT INTO dead_props (node_id, namespace, name, value_xml) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (node_id, namespace, name) DO UPDATE SET value_xml = excluded.value_xml",
+            )
+            .bind(node_id)
+            .bind(namespace)
+            .bind(name)
+            .bind(value_xml)
+            .execute(conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Removes a dead property; removing an absent one is not an error (RFC 4918 §14.23).
+    pub async fn remove_dead_prop(
+        &mut self,
+        node_id: i64,
+        namespace: &str,
+        name: &str,
+    ) -> Result<()> {
+        on_tx!(self, conn => {
+            sqlx::query("DELETE FROM dead_props WHERE node_id = $1 AND namespace = $2 AND name = $3")
+                .bind(node_id)
+                .bind(namespace)
+                .bind(name)
+                .execute(conn)
+                .await?;
+        });
+        Ok(())
+    }
+
+    // ---- locks -------------------------------------------------------------------------
+
+    /// Serializes lock decisions within one account's tree until the transaction ends
+    /// (PostgreSQL advisory lock; SQLite has one writer already), so two LOCK requests
+    /// cannot both find no conflict.
+    pub async fn serialize_locks(&mut self, account_id: i64) -> Result<()> {
+        if let Inner::Postgres(tx) = &mut self.inner {
+            // A key space of its own: the high bits spell "LOCK".
+            let key = 0x4c4f_434b_0000_0000_i64 ^ account_id;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(key)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// As [`crate::Catalog::locks_near`], inside the transaction.
+    pub async fn locks_near(
+        &mut self,
+        account_id: i64,
+        keys: &[String],
+        below: Option<&str>,
+        now: i64,
+    ) -> Result<Vec<LockRow>> {
+        let sql = locks_near_sql(keys.len(), below.is_some());
+        Ok(on_tx!(self, conn => {
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(account_id).bind(now);
+            for key in keys {
+                query = query.bind(key);
+            }
+            if let Some(prefix) = below {
+                query = query.bind(prefix).bind(prefix_end(prefix));
+            }
+            query.fetch_all(conn).await?
+        }))
+    }
+
+    pub async fn insert_lock(&mut self, lock: &LockRow) -> Result<()> {
+        on_tx!(self, conn => {
+            sqlx::query(concat!("INSERT INTO locks (", lock_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"))
+                .bind(&lock.token)
+                .bind(lock.account_id)
+                .bind(&lock.key)
+                .bind(lock.depth_infinity)
+                .bind(lock.exclusive)
+                .bind(&lock.owner_xml)
+                .bind(lock.principal_id)
+                .bind(lock.timeout_at)
+                .bind(lock.created_at)
+                .execute(conn)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Extends a lock; `false` if it no longer exists.
+    pub async fn refresh_lock(&mut self, token: &str, timeout_at: i64) -> Result<bool> {
+        let done = on_tx!(self, conn => {
+            sqlx::query("UPDATE locks SET timeout_at = $2 WHERE token = $1").bind(token).bind(timeout_at).execute(conn).await?.rows_affected()
+        });
+        Ok(done > 0)
+    }
+
+    pub async fn delete_lock(&mut self, token: &str) -> Result<bool> {
+        let done = on_tx!(self, conn => {
+            sqlx::query("DELETE FROM locks WHERE token = $1").bind(token).execute(conn).await?.rows_affected()
+        });
+        Ok(done > 0)
+    }
+
+    /// Removes the locks rooted at `key` or, for a folder key, anywhere below it: a resource
+    /// that was deleted or moved away takes its locks with it (RFC 4918 §9.6, §9.9).
+    pub async fn delete_locks_at(&mut self, account_id: i64, key: &str) -> Result<u64> {
+        let done = if key.ends_with('/') {
+            on_tx!(self, conn => {
+                sqlx::query("DELETE FROM locks WHERE account_id = $1 AND key >= $2 AND key < $3")
+                    .bind(account_id)
+                    .bind(key)
+                    .bind(prefix_end(key))
+                    .execute(conn)
+                    .await?
+                    .rows_affected()
+            })
+        } else {
+            on_tx!(self, conn => {
+                sqlx::query("DELETE FROM locks WHERE account_id = $1 AND key = $2")
+                    .bind(account_id)
+                    .bind(key)
+                    .execute(conn)
+                    .await?
+                    .rows_affected()
+            })
+        };
+        Ok(done)
+    }
+
+    /// Sweeps locks whose timeout has passed.
+    pub async fn delete_expired_locks(&mut self, now: i64) -> Result<u64> {
+        let done = on_tx!(self, conn => {
+            sqlx::query("DELETE FROM locks WHERE timeout_at <= $1").bind(now).execute(conn).await?.rows_affected()
+        });
+        Ok(done)
     }
 
     // ---- multipart uploads -------------------------------------------------------------

@@ -128,6 +128,12 @@ impl Volume {
         &self.root
     }
 
+    /// Bytes the volume's file system has free for writing (what `df` calls available).
+    pub fn available_bytes(&self) -> Result<u64> {
+        let stats = rustix::fs::statvfs(&self.root).map_err(io::Error::from)?;
+        Ok(stats.f_bavail.saturating_mul(stats.f_frsize))
+    }
+
     fn blob_path(&self, locator: &BlobLocator) -> PathBuf {
         self.root.join(locator.relative_path())
     }

@@ -17,7 +17,7 @@ async fn class_one_methods() {
             .await
             .unwrap();
         assert_eq!(options.status(), 200);
-        assert_eq!(options.headers()["dav"], "1");
+        assert_eq!(options.headers()["dav"], "1, 2");
         assert_eq!(options.headers()["ms-author-via"], "DAV");
         let anonymous = gw
             .http
