@@ -287,7 +287,7 @@ pub fn active_lock(out: &mut String, lock: &LockInfo, prefix: &str) {
     let _ = write!(
         out,
         "<D:timeout>Second-{}</D:timeout><D:locktoken><D:href>{}</D:href></D:locktoken><D:lockroot><D:href>{}</D:href></D:lockroot></D:activelock>",
-        lock.remaining.as_secs().max(1),
+        lock.remaining.as_secs_f64().ceil().max(1.0) as u64,
         escape(&lock.token),
         escape(&root)
     );
