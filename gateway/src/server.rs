@@ -176,7 +176,8 @@ impl App {
             other => other,
         };
         let method = request.method().clone();
-        let span = tracing::info_span!("request", request_id = %id, protocol = route.as_str(), method = %method);
+        let path = request.uri().path().to_owned();
+        let span = tracing::info_span!("request", request_id = %id, protocol = route.as_str(), method = %method, path = %path);
         let mut response = async {
             let response = self.dispatch(route, request).await;
             // The path is logged, never the query: presigned URLs carry signatures there.
