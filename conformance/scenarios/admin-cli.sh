@@ -29,6 +29,16 @@ AWS_ACCESS_KEY_ID=$carol_id AWS_SECRET_ACCESS_KEY=$carol_secret "${AWS[@]}" s3 c
 check_eq "$(cat got.txt)" "for carol" "granted read"
 "${AWS[@]}" s3 rb --force s3://admins-shelf
 
+step "app passwords: Basic and Bearer, listed, revoked at once"
+app=$("$BIN" user app-password carol --label "conformance drive" | sed -n 's/^password: //p')
+[ -n "$app" ] || fail "no app password printed"
+check_eq "$(plain_curl -o /dev/null -w '%{http_code}' -u "carol:$app" "$PORTICO_URL/dav/")" "200" "app password in Basic"
+check_eq "$(plain_curl -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $app" "$PORTICO_URL/dav/")" "200" "app password as Bearer"
+app_id=$("$BIN" user app-passwords carol | awk '/conformance drive/ {print $1}')
+[ -n "$app_id" ] || fail "app-passwords does not list it"
+"$BIN" user revoke-app-password carol "$app_id"
+check_eq "$(plain_curl -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $app" "$PORTICO_URL/dav/")" "401" "revoked app password"
+
 step "quota is enforced before the bytes are accepted"
 head -c 2000000 /dev/urandom > big.bin
 if AWS_ACCESS_KEY_ID=$carol_id AWS_SECRET_ACCESS_KEY=$carol_secret "${AWS[@]}" s3 cp --no-progress big.bin s3://carols/big.bin 2>err.txt; then

@@ -26,6 +26,7 @@ pub fn to_status(err: &Error, request_id: &str) -> (StatusCode, String) {
         Error::Unauthenticated => StatusCode::UNAUTHORIZED,
         Error::Forbidden => StatusCode::FORBIDDEN,
         Error::Locked => StatusCode::LOCKED,
+        Error::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::QuotaExceeded => StatusCode::INSUFFICIENT_STORAGE,
         Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         Error::IncompleteBody { .. }
@@ -58,6 +59,7 @@ mod tests {
     fn every_drive_error_has_its_status() {
         for (err, status) in [
             (Error::NotFound(Missing::Node), 404),
+            (Error::TooManyAttempts { retry_after: 5 }, 429),
             (Error::AlreadyExists, 405),
             (Error::PreconditionFailed, 412),
             (Error::NotModified, 304),

@@ -143,7 +143,11 @@ impl DavService {
             // Answered without credentials: Windows and macOS probe before they log in.
             return self.options();
         }
-        let principal = match self.authenticate(request.headers()).await {
+        let client = request
+            .extensions()
+            .get::<portico_drive::ClientAddr>()
+            .map(|addr| addr.0);
+        let principal = match self.authenticate(request.headers(), client).await {
             Ok(principal) => principal,
             Err(response) => return response,
         };
@@ -219,10 +223,12 @@ impl DavService {
         response
     }
 
-    /// HTTP Basic against account passwords (verified logins are cached by the drive).
+    /// HTTP Basic with the account's password or an app password, or a Bearer app
+    /// password. Verified logins are cached and failures throttled by the drive.
     async fn authenticate(
         &self,
         headers: &HeaderMap,
+        client: Option<std::net::IpAddr>,
     ) -> std::result::Result<portico_drive::Principal, Response<DavBody>> {
         let unauthorized = |message: &str| {
             let mut response = text(StatusCode::UNAUTHORIZED, message);
@@ -232,17 +238,29 @@ impl DavService {
         let Some(value) = header_str(headers, header::AUTHORIZATION) else {
             return Err(unauthorized("authentication required"));
         };
-        let Some((name, password)) = parse_basic(value) else {
-            return Err(unauthorized("use HTTP Basic authentication"));
+        let outcome = if let Some(token) = parse_bearer(value) {
+            self.drive.authenticate_bearer(token, client).await
+        } else if let Some((name, password)) = parse_basic(value) {
+            self.drive
+                .authenticate_basic(&name, &password, client)
+                .await
+        } else {
+            return Err(unauthorized(
+                "use HTTP Basic (password or app password) or a Bearer app password",
+            ));
         };
-        match self.drive.authenticate_password(&name, &password).await {
+        match outcome {
             Ok(principal) => Ok(principal),
             Err(portico_drive::Error::Unauthenticated) => {
                 Err(unauthorized("wrong user name or password"))
             }
             Err(err) => {
                 let (status, reason) = to_status(&err, "");
-                Err(text(status, &reason))
+                let mut response = text(status, &reason);
+                if let portico_drive::Error::TooManyAttempts { retry_after } = err {
+                    set(&mut response, header::RETRY_AFTER, &retry_after.to_string());
+                }
+                Err(response)
             }
         }
     }
@@ -876,6 +894,15 @@ fn challenge(response: &mut Response<DavBody>) {
         header::WWW_AUTHENTICATE,
         "Basic realm=\"Portico\", charset=\"UTF-8\"",
     );
+}
+
+/// The token of `Bearer <token>`.
+fn parse_bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// Parses `Basic base64(name:password)`.

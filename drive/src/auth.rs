@@ -228,7 +228,7 @@ fn verify_password(password: &str, hash: &str) -> bool {
 }
 
 /// A random string from an unambiguous alphabet.
-fn random_text(length: usize, alphabet: &[u8]) -> String {
+pub(crate) fn random_text(length: usize, alphabet: &[u8]) -> String {
     let mut bytes = vec![0u8; length];
     rand::fill(&mut bytes[..]);
     // 256 is not a multiple of the alphabet size; the bias is < 2^-3 per char for 62
@@ -347,6 +347,31 @@ impl Drive {
             self.remember_login(name, mac, row.credential_epoch, principal.clone());
         }
         Ok(principal)
+    }
+
+    /// The account, if this process verified exactly this password for it at its current
+    /// credential epoch (no argon2 run: used while an account is throttled).
+    pub(crate) async fn cached_login(
+        &self,
+        name: &str,
+        password: &str,
+    ) -> Result<Option<Principal>> {
+        let credentials = &self.inner.credentials;
+        let mac = credentials.mac(name, password);
+        let Some(row) = self.inner.catalog.account_by_name(name).await? else {
+            return Ok(None);
+        };
+        let known = credentials
+            .logins
+            .lock()
+            .expect("login cache lock")
+            .get(name)
+            .is_some_and(|c| {
+                c.mac == mac
+                    && c.epoch == row.credential_epoch
+                    && c.principal.account_id.0 == row.id
+            });
+        Ok((known && !row.disabled).then(|| principal_of(&row)))
     }
 
     fn remember_login(&self, name: &str, mac: [u8; 32], epoch: i64, principal: Principal) {
@@ -667,7 +692,7 @@ impl Drive {
     }
 }
 
-fn admin_audit(
+pub(crate) fn admin_audit(
     account_id: i64,
     action: &str,
     detail: Option<String>,

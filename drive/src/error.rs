@@ -14,6 +14,7 @@ pub enum Missing {
     AccessKey,
     TrashEntry,
     Upload,
+    AppPassword,
 }
 
 /// Why a name or key was refused.
@@ -62,6 +63,8 @@ pub enum Error {
     Contention,
     #[error("the resource is locked")]
     Locked,
+    #[error("too many failed logins; try again in {retry_after} s")]
+    TooManyAttempts { retry_after: u64 },
     #[error("the account's quota would be exceeded")]
     QuotaExceeded,
     #[error("the content does not match the digest the client sent")]

@@ -18,6 +18,7 @@ mod error;
 mod fsck;
 mod listing;
 mod locks;
+mod logins;
 mod model;
 mod multipart;
 mod names;
@@ -46,9 +47,13 @@ pub use error::{Error, InvalidName, Missing, Result};
 pub use fsck::FsckReport;
 pub use listing::{ListPage, ListRequest};
 pub use locks::{LockInfo, LockRequest, MAX_LOCK_TIMEOUT};
+pub use logins::{
+    AppPasswordInfo, FAILURE_WINDOW, MAX_FAILURES_PER_ACCOUNT, MAX_FAILURES_PER_ADDRESS,
+    NewAppPassword,
+};
 pub use model::{
-    AccountId, Ctx, EMPTY_ETAG, Entry, ObjectAttributes, Principal, Protocol, RequestId, Timestamp,
-    TrashEntry, Usage, VersionInfo,
+    AccountId, ClientAddr, Ctx, EMPTY_ETAG, Entry, ObjectAttributes, Principal, Protocol,
+    RequestId, Timestamp, TrashEntry, Usage, VersionInfo,
 };
 pub use multipart::{
     CompletedPart, CompletedUpload, MultipartUpload, NewUpload, PartInfo, UploadPage, UploadedPart,
@@ -91,6 +96,7 @@ struct Inner {
     volume: Volume,
     server_key: ServerKey,
     credentials: auth::Credentials,
+    throttle: logins::Throttle,
     config: DriveConfig,
 }
 
@@ -152,6 +158,7 @@ impl Drive {
                 volume,
                 server_key,
                 credentials: auth::Credentials::new(),
+                throttle: logins::Throttle::default(),
                 config,
             }),
         }

@@ -100,6 +100,11 @@ impl Principal {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestId(pub String);
 
+/// The address a request came from (a request extension set by the gateway): failed
+/// logins are throttled per address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::IpAddr);
+
 /// Who asks, through which protocol, under which request id: every drive operation gets
 /// one, so authorization and audit rows cannot be skipped.
 #[derive(Debug, Clone)]

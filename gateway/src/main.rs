@@ -95,6 +95,18 @@ enum UserCommand {
     Enable { name: String },
     /// Set or clear (no value) an account's quota in bytes.
     Quota { name: String, bytes: Option<u64> },
+    /// Create an app password: a token to use instead of the password (WebDAV Basic
+    /// auth, or Bearer), revocable alone. Shown only now.
+    AppPassword {
+        name: String,
+        /// What it is for ("laptop drive", "phone").
+        #[arg(long, default_value = "app password")]
+        label: String,
+    },
+    /// List an account's app passwords.
+    AppPasswords { name: String },
+    /// Revoke one app password (by the id `app-passwords` shows).
+    RevokeAppPassword { name: String, id: i64 },
 }
 
 #[derive(Subcommand)]
@@ -391,6 +403,44 @@ async fn user(
                 Some(bytes) => println!("quota of {name}: {}", format_bytes(bytes)),
                 None => println!("quota of {name}: unlimited"),
             }
+        }
+        UserCommand::AppPassword { name, label } => {
+            let created = drive
+                .create_app_password(&name, &label)
+                .await
+                .map_err(not_found("account", &name))?;
+            println!(
+                "app password {} for {name} ({label}); shown only now:",
+                created.id
+            );
+            println!("password: {}", created.password);
+        }
+        UserCommand::AppPasswords { name } => {
+            println!("{:>6}  {:<20}  LABEL", "ID", "CREATED");
+            for password in drive
+                .list_app_passwords(&name)
+                .await
+                .map_err(not_found("account", &name))?
+            {
+                println!(
+                    "{:>6}  {:<20}  {}",
+                    password.id,
+                    time::OffsetDateTime::from_unix_timestamp(password.created.whole_seconds())
+                        .ok()
+                        .and_then(|t| t
+                            .format(&time::format_description::well_known::Rfc3339)
+                            .ok())
+                        .unwrap_or_default(),
+                    password.label
+                );
+            }
+        }
+        UserCommand::RevokeAppPassword { name, id } => {
+            drive
+                .revoke_app_password(&name, id)
+                .await
+                .map_err(not_found("app password", &id.to_string()))?;
+            println!("app password {id} of {name} revoked");
         }
     }
     Ok(std::process::ExitCode::SUCCESS)

@@ -156,6 +156,9 @@ impl App {
         let started = Instant::now();
         let id = request_id(&request);
         request.extensions_mut().insert(RequestId(id.clone()));
+        request
+            .extensions_mut()
+            .insert(portico_drive::ClientAddr(peer.ip()));
         let is_head = request.method() == http::Method::HEAD;
         let route = match route(request.uri().path()) {
             _ if self.is_virtual_host(&request) => Route::S3,

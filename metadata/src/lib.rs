@@ -238,6 +238,31 @@ impl Catalog {
         }))
     }
 
+    /// The app password with this digest, with its account.
+    pub async fn app_password_by_hash(&self, hash: &str) -> Result<Option<AppPasswordRow>> {
+        Ok(on_backend!(&self.backend, read, pool => {
+            sqlx::query_as(
+                "SELECT id, account_id, label, password_hash, created_at, last_used_at
+                 FROM app_passwords WHERE password_hash = $1",
+            )
+            .bind(hash)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
+    pub async fn app_passwords_of(&self, account_id: i64) -> Result<Vec<AppPasswordRow>> {
+        Ok(on_backend!(&self.backend, read, pool => {
+            sqlx::query_as(
+                "SELECT id, account_id, label, password_hash, created_at, last_used_at
+                 FROM app_passwords WHERE account_id = $1 ORDER BY id",
+            )
+            .bind(account_id)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
     pub async fn list_accounts(&self) -> Result<Vec<AccountRow>> {
         Ok(on_backend!(&self.backend, read, pool => {
             sqlx::query_as(concat!("SELECT ", account_columns!(), " FROM accounts ORDER BY name"))

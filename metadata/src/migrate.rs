@@ -36,6 +36,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0004_share_audiences.sql"),
         postgres: include_str!("../../migrations/postgres/0004_share_audiences.sql"),
     },
+    Migration {
+        version: 5,
+        name: "0005_app_password_lookup",
+        sqlite: include_str!("../../migrations/sqlite/0005_app_password_lookup.sql"),
+        postgres: include_str!("../../migrations/postgres/0005_app_password_lookup.sql"),
+    },
 ];
 
 /// FNV-1a: a stable checksum without another dependency; it guards against accidents,

@@ -283,6 +283,18 @@ pub struct ShareRow {
     pub expires_at: Option<i64>,
 }
 
+/// An app password: a random token an account can use instead of its password (a mounted
+/// drive, a sync client), each revocable alone. Only its digest is kept.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AppPasswordRow {
+    pub id: i64,
+    pub account_id: i64,
+    pub label: String,
+    pub password_hash: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
 macro_rules! lock_columns {
     () => {
         "token, account_id, key, depth_infinity, exclusive, owner_xml, principal_id, timeout_at, created_at"

@@ -137,6 +137,41 @@ impl Tx {
         Ok(done > 0)
     }
 
+    pub async fn insert_app_password(
+        &mut self,
+        account_id: i64,
+        label: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<i64> {
+        let row: (i64,) = on_tx!(self, conn => {
+            sqlx::query_as(
+                "INSERT INTO app_passwords (account_id, label, password_hash, created_at)
+                 VALUES ($1, $2, $3, $4) RETURNING id",
+            )
+            .bind(account_id)
+            .bind(label)
+            .bind(password_hash)
+            .bind(now)
+            .fetch_one(conn)
+            .await?
+        });
+        Ok(row.0)
+    }
+
+    /// Deletes one of an account's app passwords; `false` if it has no such one.
+    pub async fn delete_app_password(&mut self, account_id: i64, id: i64) -> Result<bool> {
+        let done = on_tx!(self, conn => {
+            sqlx::query("DELETE FROM app_passwords WHERE account_id = $1 AND id = $2")
+                .bind(account_id)
+                .bind(id)
+                .execute(conn)
+                .await?
+                .rows_affected()
+        });
+        Ok(done > 0)
+    }
+
     pub async fn insert_access_key(&mut self, key: &AccessKeyRow) -> Result<()> {
         on_tx!(self, conn => {
             sqlx::query(

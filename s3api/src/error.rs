@@ -120,6 +120,10 @@ pub fn to_s3_error(err: Error, request_id: &str) -> S3Error {
             ),
         ),
         Error::BodyFailed(source) => body_failure(source),
+        Error::TooManyAttempts { retry_after } => (
+            S3ErrorCode::SlowDown,
+            format!("Too many failed logins; try again in {retry_after} s."),
+        ),
         Error::Unavailable(_) => (
             S3ErrorCode::ServiceUnavailable,
             "Please reduce your request rate.".into(),
@@ -236,6 +240,7 @@ mod tests {
                 416,
             ),
             (Error::NotFound(Missing::Upload), "NoSuchUpload", 404),
+            (Error::TooManyAttempts { retry_after: 5 }, "SlowDown", 503),
             (Error::TooLarge { limit: 1 }, "EntityTooLarge", 400),
             (
                 Error::IncompleteBody {

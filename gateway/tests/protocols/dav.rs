@@ -382,3 +382,91 @@ async fn wrong_credentials_do_not_reveal_accounts() {
         gw.stop().await;
     }
 }
+
+#[tokio::test]
+async fn app_passwords_bearer_tokens_and_throttling() {
+    for gw in Gateway::each().await {
+        let get = |user: &str, secret: &str| {
+            gw.http
+                .get(format!("{}/dav/", gw.url))
+                .basic_auth(user, Some(secret))
+                .send()
+        };
+        let bearer = |token: &str| {
+            gw.http
+                .get(format!("{}/dav/", gw.url))
+                .bearer_auth(token)
+                .send()
+        };
+        let created = gw
+            .drive
+            .create_app_password(&gw.alice.name, "laptop")
+            .await
+            .unwrap();
+        assert!(created.password.starts_with("pap_"));
+        assert_eq!(
+            get(&gw.alice.name, &created.password)
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        assert_eq!(bearer(&created.password).await.unwrap().status(), 200);
+        // Another account's name with alice's app password is refused.
+        assert_eq!(
+            get(&gw.bob.name, &created.password).await.unwrap().status(),
+            401
+        );
+        assert_eq!(bearer("pap_not-a-real-one").await.unwrap().status(), 401);
+        let listed = gw.drive.list_app_passwords(&gw.alice.name).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].label, "laptop");
+        gw.drive
+            .revoke_app_password(&gw.alice.name, created.id)
+            .await
+            .unwrap();
+        assert_eq!(bearer(&created.password).await.unwrap().status(), 401);
+        assert_eq!(
+            get(&gw.alice.name, &created.password)
+                .await
+                .unwrap()
+                .status(),
+            401
+        );
+
+        // Alice's client logs in (the password is verified and remembered), then someone
+        // guesses: after the limit new guesses get 429, the known password still works,
+        // and bob is not affected.
+        assert_eq!(
+            get(&gw.alice.name, &gw.alice.password)
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        // The revoked app password above was alice's first failure.
+        for _ in 1..portico_drive::MAX_FAILURES_PER_ACCOUNT {
+            assert_eq!(get(&gw.alice.name, "guess").await.unwrap().status(), 401);
+        }
+        let throttled = get(&gw.alice.name, "guess").await.unwrap();
+        assert_eq!(throttled.status(), 429);
+        let wait: u64 = throttled.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(wait > 0 && wait <= portico_drive::FAILURE_WINDOW.as_secs());
+        assert_eq!(
+            get(&gw.alice.name, &gw.alice.password)
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        assert_eq!(
+            get(&gw.bob.name, &gw.bob.password).await.unwrap().status(),
+            200
+        );
+        gw.stop().await;
+    }
+}
