@@ -26,8 +26,9 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use portico_drive::{
-    ByteRange, Ctx, DeadProp, Drive, Entry, EtagCondition, Kind, MkdirOptions, NodePath, Parents,
-    Preconditions, PropChange, Protocol, PutOptions, ReadRequest, RequestId, Timestamp, Transfer,
+    ByteRange, ChecksumAlgorithm, Ctx, DeadProp, Drive, Entry, EtagCondition, ExpectedChecksum,
+    Kind, MkdirOptions, NodePath, Parents, Preconditions, PropChange, Protocol, PutOptions,
+    ReadRequest, RequestId, Timestamp, Transfer,
 };
 
 pub use error::to_status;
@@ -111,6 +112,52 @@ fn preconditions(headers: &HeaderMap) -> Preconditions {
         if_modified_since: date(header::IF_MODIFIED_SINCE),
         if_unmodified_since: date(header::IF_UNMODIFIED_SINCE),
     }
+}
+
+/// The MD5 (`Content-MD5`, or `MD5:` in `OC-Checksum`) and the base64 SHA-1 (`SHA1:` in
+/// `OC-Checksum`) a PUT announces. Other ownCloud algorithms (ADLER32) are ignored.
+fn announced_digests(
+    headers: &HeaderMap,
+) -> std::result::Result<(Option<[u8; 16]>, Option<String>), String> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut md5 = None;
+    if let Some(value) = header_str(headers, "content-md5") {
+        let bytes = b64
+            .decode(value.trim())
+            .ok()
+            .and_then(|b| <[u8; 16]>::try_from(b).ok())
+            .ok_or("Content-MD5 is not a base64 MD5")?;
+        md5 = Some(bytes);
+    }
+    let mut sha1 = None;
+    for item in header_str(headers, "oc-checksum")
+        .unwrap_or_default()
+        .split_whitespace()
+    {
+        let Some((algorithm, hex)) = item.split_once(':') else {
+            continue;
+        };
+        let bad = || format!("OC-Checksum {algorithm} is not hexadecimal");
+        if algorithm.eq_ignore_ascii_case("md5") {
+            let bytes = decode_hex(hex).ok_or_else(bad)?;
+            md5 = Some(<[u8; 16]>::try_from(bytes).map_err(|_| bad())?);
+        } else if algorithm.eq_ignore_ascii_case("sha1") {
+            let bytes = decode_hex(hex).filter(|b| b.len() == 20).ok_or_else(bad)?;
+            sha1 = Some(b64.encode(bytes));
+        }
+    }
+    Ok((md5, sha1))
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 /// `X-OC-Mtime` (ownCloud/Nextcloud, sent by rclone): seconds since the epoch, maybe
@@ -423,6 +470,16 @@ impl DavService {
         options.content_type = header_str(&headers, header::CONTENT_TYPE).map(str::to_owned);
         options.preconditions = preconditions(&headers);
         options.modified = oc_mtime(&headers);
+        // Digests the client sent are verified before the file exists: ownCloud's
+        // `OC-Checksum` (rclone sends SHA1) and `Content-MD5`.
+        match announced_digests(&headers) {
+            Ok((md5, sha1)) => {
+                options.expected_md5 = md5;
+                options.checksum =
+                    sha1.map(|value| ExpectedChecksum::Value(ChecksumAlgorithm::Sha1, value));
+            }
+            Err(why) => return Ok(text(StatusCode::BAD_REQUEST, &why)),
+        }
         let body = request
             .into_body()
             .into_data_stream()
@@ -436,7 +493,7 @@ impl DavService {
         if let Some(etag) = &entry.etag {
             set(&mut response, header::ETAG, &quoted(etag));
         }
-        if headers.contains_key("x-oc-mtime") {
+        if oc_mtime(&headers).is_some() {
             set(
                 &mut response,
                 header::HeaderName::from_static("x-oc-mtime"),
@@ -531,11 +588,22 @@ impl DavService {
             .drive
             .transfer(ctx, path, &target, transfer, overwrite)
             .await?;
-        Ok(empty(if created {
+        let mut response = empty(if created {
             StatusCode::CREATED
         } else {
             StatusCode::NO_CONTENT
-        }))
+        });
+        // ownCloud clients (rclone) send the modification time the copy should have.
+        if let Some(modified) = oc_mtime(headers) {
+            let entry = self.drive.resolve(ctx, &target).await?;
+            self.drive.set_modified(ctx, &entry, modified).await?;
+            set(
+                &mut response,
+                header::HeaderName::from_static("x-oc-mtime"),
+                "accepted",
+            );
+        }
+        Ok(response)
     }
 
     async fn propfind<B>(

@@ -167,6 +167,21 @@ impl DavService {
     {
         let headers = request.headers().clone();
         let timeout = parse_timeout(&headers);
+        // davfs2 locks a file it is about to create with `If-None-Match: *`.
+        let conditions = crate::preconditions(&headers);
+        if !conditions.is_empty() {
+            let current = match self.drive.resolve(ctx, path).await {
+                Ok(entry) => Some(entry),
+                Err(portico_drive::Error::NotFound(_)) => None,
+                Err(err) => return Err(err),
+            };
+            conditions.evaluate(
+                current
+                    .as_ref()
+                    .and_then(|e| e.etag.as_deref().map(|etag| (etag, e.modified))),
+                false,
+            )?;
+        }
         let body = match read_small(request.into_body()).await {
             Ok(body) => body,
             Err(response) => return Ok(response),
