@@ -38,6 +38,12 @@ for vendor in other owncloud; do
   if [ "$vendor" = owncloud ]; then
     hashes=$("${rc[@]}" md5sum "$base/tree" | wc -l)
     check_eq "$hashes" "102" "$vendor: MD5 of every file from oc:checksums"
+    # rclone sent OC-Checksum: SHA1 with each upload; Portico verified and kept it.
+    sha1s=$("${rc[@]}" sha1sum "$base/tree" | grep -c '^[0-9a-f]\{40\} ')
+    check_eq "$sha1s" "102" "$vendor: SHA1 of every file from oc:checksums"
+    want=$(sha1sum "$work/d0 plain/plain 0.bin" | cut -d' ' -f1)
+    got=$("${rc[@]}" sha1sum "$base/tree/d0 plain/plain 0.bin" | cut -d' ' -f1)
+    check_eq "$got" "$want" "$vendor: the SHA1 is the file's"
     local_time=$(stat -c %Y "$work/d0 plain/plain 0.bin")
     remote_time=$("${rc[@]}" lsjson "$base/tree/d0 plain/plain 0.bin" | python3 -c 'import json,sys,datetime; print(int(datetime.datetime.fromisoformat(json.load(sys.stdin)[0]["ModTime"].replace("Z","+00:00")).timestamp()))')
     check_eq "$remote_time" "$local_time" "$vendor: X-OC-Mtime kept the modification time"

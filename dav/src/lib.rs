@@ -653,16 +653,10 @@ impl DavService {
         let context = self
             .render_context(ctx, &entry, &prop_request, listing)
             .await?;
-        let want_dead = props::wants_dead(&prop_request);
-        let dead = if want_dead {
-            self.drive
-                .dead_props(&[&entry])
-                .await?
-                .pop()
-                .unwrap_or_default()
-        } else {
-            Vec::new()
-        };
+        let extras = extras_of(&self.drive, &[&entry], &prop_request)
+            .await?
+            .pop()
+            .unwrap_or_default();
         let mut first = String::from(props::MULTISTATUS_OPEN);
         props::render_response(
             &mut first,
@@ -670,7 +664,7 @@ impl DavService {
             &entry,
             &prop_request,
             &context,
-            &dead,
+            &extras,
         );
 
         let status = StatusCode::MULTI_STATUS;
@@ -685,7 +679,6 @@ impl DavService {
                 folder: entry.path.clone(),
                 request: prop_request,
                 context,
-                want_dead,
                 after: None,
                 done: false,
             };
@@ -763,13 +756,14 @@ impl DavService {
         } else {
             format!("{raw}/")
         };
-        props::render_response(&mut out, &here, &root, &request, &context, &[]);
+        let none = props::Extras::default();
+        props::render_response(&mut out, &here, &root, &request, &context, &none);
         let depth_one = header_str(headers, "depth").is_some_and(|d| d.trim() == "1");
         if depth_one {
             // The next segment of the prefix below `raw`.
             let rest = self.prefix[raw.trim_end_matches('/').len()..].trim_start_matches('/');
             let child = format!("{here}{}/", rest.split('/').next().unwrap_or_default());
-            props::render_response(&mut out, &child, &root, &request, &context, &[]);
+            props::render_response(&mut out, &child, &root, &request, &context, &none);
         }
         out.push_str(props::MULTISTATUS_CLOSE);
         let mut response = full(StatusCode::MULTI_STATUS, out);
@@ -871,6 +865,30 @@ impl DavService {
     }
 }
 
+/// Dead properties and stored checksums of `entries`, one query each, only when the
+/// PROPFIND asks for them.
+async fn extras_of(
+    drive: &Drive,
+    entries: &[&Entry],
+    request: &PropRequest,
+) -> Result<Vec<props::Extras>> {
+    let mut extras = vec![props::Extras::default(); entries.len()];
+    if props::wants_dead(request) {
+        for (slot, dead) in extras.iter_mut().zip(drive.dead_props(entries).await?) {
+            slot.dead = dead;
+        }
+    }
+    if props::wants_checksums(request) {
+        for (slot, checksum) in extras
+            .iter_mut()
+            .zip(drive.stored_checksums(entries).await?)
+        {
+            slot.checksum = checksum;
+        }
+    }
+    Ok(extras)
+}
+
 /// The pages of a Depth 1 PROPFIND after the folder itself: one catalog query and one
 /// chunk of XML per page, then the closing tag.
 struct ChildPages {
@@ -880,7 +898,6 @@ struct ChildPages {
     folder: NodePath,
     request: PropRequest,
     context: RenderContext,
-    want_dead: bool,
     after: Option<String>,
     done: bool,
 }
@@ -912,18 +929,14 @@ impl ChildPages {
             };
             let last_page = (children.len() as i64) < PROPFIND_PAGE;
             pages.after = children.last().map(Entry::key);
-            let dead = if pages.want_dead {
-                let refs: Vec<&Entry> = children.iter().collect();
-                match pages.drive.dead_props(&refs).await {
-                    Ok(dead) => dead,
-                    Err(err) => {
-                        let (_, reason) = to_status(&err, &pages.ctx.request_id);
-                        pages.done = true;
-                        return Some((Err(io::Error::other(reason)), pages));
-                    }
+            let refs: Vec<&Entry> = children.iter().collect();
+            let extras = match extras_of(&pages.drive, &refs, &pages.request).await {
+                Ok(extras) => extras,
+                Err(err) => {
+                    let (_, reason) = to_status(&err, &pages.ctx.request_id);
+                    pages.done = true;
+                    return Some((Err(io::Error::other(reason)), pages));
                 }
-            } else {
-                Vec::new()
             };
             let mut out = String::with_capacity(children.len() * 400 + 32);
             let folders: std::collections::HashSet<&str> = children
@@ -937,14 +950,14 @@ impl ChildPages {
                     continue;
                 }
                 let href = paths::href(&pages.prefix, &child.path, child.is_folder());
-                let props = dead.get(index).map(Vec::as_slice).unwrap_or_default();
+                let none = props::Extras::default();
                 props::render_response(
                     &mut out,
                     &href,
                     child,
                     &pages.request,
                     &pages.context,
-                    props,
+                    extras.get(index).unwrap_or(&none),
                 );
             }
             if last_page {

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use portico_drive::{DeadProp, Entry, LockInfo, Timestamp};
+use portico_drive::{Checksum, ChecksumAlgorithm, DeadProp, Entry, LockInfo, Timestamp};
 
 pub const DAV_NS: &str = "DAV:";
 /// ownCloud's namespace: `oc:checksums`, which rclone reads for hashes.
@@ -321,24 +321,61 @@ pub fn lock_discovery(out: &mut String, entry: &Entry, locks: &[LockInfo], prefi
     out.push_str("</D:lockdiscovery>");
 }
 
+/// What one entry's responses need beyond the entry: its dead properties and its stored
+/// checksum, each fetched for a whole page at once and only when asked for.
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    pub dead: Vec<DeadProp>,
+    pub checksum: Option<Checksum>,
+}
+
+/// `oc:checksums`: the SHA-1 when one was verified at upload (`OC-Checksum`), and the MD5,
+/// which is the ETag of single-part content (a multipart object's ETag is not an MD5).
+fn oc_checksums(out: &mut String, entry: &Entry, extras: &Extras) -> bool {
+    use base64::Engine as _;
+    let mut values = Vec::new();
+    if let Some(checksum) = &extras.checksum
+        && checksum.algorithm == ChecksumAlgorithm::Sha1
+        && let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(&checksum.value)
+    {
+        values.push(format!("SHA1:{}", to_hex(&bytes)));
+    }
+    if let Some(etag) = entry.etag.as_deref().filter(|e| !e.contains('-')) {
+        values.push(format!("MD5:{}", escape(etag)));
+    }
+    if entry.is_folder() || values.is_empty() {
+        return false;
+    }
+    let _ = write!(
+        out,
+        "<oc:checksums xmlns:oc=\"{OC_NS}\"><oc:checksum>{}</oc:checksum></oc:checksums>",
+        values.join(" ")
+    );
+    true
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether a PROPFIND asks for `oc:checksums` (never part of allprop).
+pub fn wants_checksums(request: &PropRequest) -> bool {
+    matches!(request, PropRequest::Props(names) if names.iter().any(|p| p.is(OC_NS, "checksums")))
+}
+
 /// Writes the value of one live property of `entry` into `out`; false if the entry does not
 /// have it.
-fn live_value(out: &mut String, entry: &Entry, prop: &PropName, context: &RenderContext) -> bool {
+fn live_value(
+    out: &mut String,
+    entry: &Entry,
+    prop: &PropName,
+    context: &RenderContext,
+    extras: &Extras,
+) -> bool {
     let folder = entry.is_folder();
     if prop.namespace == OC_NS {
-        // rclone's owncloud vendor reads hashes here; the ETag is the MD5 of single-part
-        // content (a multipart object's is not, and gets no MD5).
-        return match entry.etag.as_deref() {
-            Some(etag) if prop.name == "checksums" && !folder && !etag.contains('-') => {
-                let _ = write!(
-                    out,
-                    "<oc:checksums xmlns:oc=\"{OC_NS}\"><oc:checksum>MD5:{}</oc:checksum></oc:checksums>",
-                    escape(etag)
-                );
-                true
-            }
-            _ => false,
-        };
+        // rclone's owncloud vendor reads hashes here.
+        return prop.name == "checksums" && oc_checksums(out, entry, extras);
     }
     if prop.is(MS_NS, "Win32LastModifiedTime") {
         // Set by Explorer as the mtime; read back from it, so it never disagrees.
@@ -437,8 +474,9 @@ pub fn render_response(
     entry: &Entry,
     request: &PropRequest,
     context: &RenderContext,
-    dead: &[DeadProp],
+    extras: &Extras,
 ) {
+    let dead = &extras.dead;
     out.push_str("<D:response><D:href>");
     out.push_str(&escape(href));
     out.push_str("</D:href>");
@@ -446,7 +484,7 @@ pub fn render_response(
         PropRequest::AllProp => {
             out.push_str("<D:propstat><D:prop>");
             for name in LIVE.iter().filter(|name| **name != "supportedlock") {
-                live_value(out, entry, &dav(name), context);
+                live_value(out, entry, &dav(name), context, extras);
             }
             for prop in dead {
                 out.push_str(&compact(&prop.xml));
@@ -457,7 +495,7 @@ pub fn render_response(
             out.push_str("<D:propstat><D:prop>");
             for name in LIVE.iter().chain(QUOTA) {
                 let mut scratch = String::new();
-                if live_value(&mut scratch, entry, &dav(name), context) {
+                if live_value(&mut scratch, entry, &dav(name), context, extras) {
                     let _ = write!(out, "<D:{name}/>");
                 }
             }
@@ -476,7 +514,7 @@ pub fn render_response(
             let mut found = String::new();
             let mut missing = String::new();
             for prop in names {
-                if live_value(&mut found, entry, prop, context) {
+                if live_value(&mut found, entry, prop, context, extras) {
                     continue;
                 }
                 match dead

@@ -2,9 +2,10 @@
 //! namespace, kept per node in the catalog — so they follow the node through MOVE, are
 //! copied by COPY, go to the trash and come back with it.
 
+use crate::Checksum;
 use crate::error::{Error, Result};
 use crate::locks::LockScope;
-use crate::model::{Ctx, Entry, Timestamp};
+use crate::model::{Ctx, Entry, ObjectAttributes, Timestamp};
 use crate::{Action, Drive};
 
 /// Longest property value kept, in bytes of XML: Windows and Office send a few hundred.
@@ -43,6 +44,21 @@ impl Drive {
                         xml: row.value_xml.clone(),
                     })
                     .collect()
+            })
+            .collect())
+    }
+
+    /// The checksums stored with the current versions of `entries` (given by the drive,
+    /// so already authorized), in order: one query for a page of a listing.
+    pub async fn stored_checksums(&self, entries: &[&Entry]) -> Result<Vec<Option<Checksum>>> {
+        let rows: Vec<i64> = entries.iter().filter_map(|e| e.version_row).collect();
+        let found = self.inner.catalog.version_attributes(&rows).await?;
+        Ok(entries
+            .iter()
+            .map(|entry| {
+                let row = entry.version_row?;
+                let (_, json) = found.iter().find(|(id, _)| *id == row)?;
+                ObjectAttributes::from_json(json).checksum
             })
             .collect())
     }

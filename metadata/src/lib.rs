@@ -587,6 +587,25 @@ impl Catalog {
         }))
     }
 
+    /// The attributes JSON of some versions (by row id): one query for a page of a listing.
+    pub async fn version_attributes(&self, version_rows: &[i64]) -> Result<Vec<(i64, String)>> {
+        if version_rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (1..=version_rows.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT id, attributes FROM versions WHERE id IN ({})",
+            placeholders.join(", ")
+        );
+        Ok(on_backend!(&self.backend, read, pool => {
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
+            for id in version_rows {
+                query = query.bind(id);
+            }
+            query.fetch_all(pool).await?
+        }))
+    }
+
     /// The shares on one node.
     pub async fn shares_of(&self, node_id: i64) -> Result<Vec<ShareRow>> {
         Ok(on_backend!(&self.backend, read, pool => {

@@ -470,3 +470,79 @@ async fn app_passwords_bearer_tokens_and_throttling() {
         gw.stop().await;
     }
 }
+
+#[tokio::test]
+async fn owncloud_checksums_and_mtimes_are_honoured() {
+    for gw in Gateway::each().await {
+        let alice = &gw.alice;
+        gw.dav("MKCOL", "/dav/oc", alice).send().await.unwrap();
+        // sha1("hello") and md5("hello").
+        let sha1 = "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d";
+        let md5 = "5d41402abc4b2a76b9719d911017c592";
+        let wrong = gw
+            .dav("PUT", "/dav/oc/a.txt", alice)
+            .header(
+                "oc-checksum",
+                "SHA1:0000000000000000000000000000000000000000",
+            )
+            .body("hello")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status(), 400);
+        let absent = gw.dav("GET", "/dav/oc/a.txt", alice).send().await.unwrap();
+        assert_eq!(absent.status(), 404, "a refused upload leaves nothing");
+        let bad_md5 = gw
+            .dav("PUT", "/dav/oc/a.txt", alice)
+            .header("content-md5", "AAAAAAAAAAAAAAAAAAAAAA==")
+            .body("hello")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bad_md5.status(), 400);
+        let put = gw
+            .dav("PUT", "/dav/oc/a.txt", alice)
+            .header("oc-checksum", format!("SHA1:{sha1}"))
+            .header("x-oc-mtime", "1600000000")
+            .body("hello")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status(), 201);
+        assert_eq!(put.headers()["x-oc-mtime"], "accepted");
+        let propfind = gw
+            .dav("PROPFIND", "/dav/oc/a.txt", alice)
+            .header("depth", "0")
+            .body(r#"<d:propfind xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns"><d:prop><d:getlastmodified/><oc:checksums/></d:prop></d:propfind>"#)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            propfind.contains(&format!("<oc:checksum>SHA1:{sha1} MD5:{md5}</oc:checksum>")),
+            "{propfind}"
+        );
+        assert!(
+            propfind.contains("Sun, 13 Sep 2020 12:26:40 GMT"),
+            "{propfind}"
+        );
+        // MOVE and COPY take the mtime rclone sends along.
+        let moved = gw
+            .dav("MOVE", "/dav/oc/a.txt", alice)
+            .header("destination", format!("{}/dav/oc/b.txt", gw.url))
+            .header("x-oc-mtime", "1500000000")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(moved.status(), 201);
+        assert_eq!(moved.headers()["x-oc-mtime"], "accepted");
+        let head = gw.dav("HEAD", "/dav/oc/b.txt", alice).send().await.unwrap();
+        assert_eq!(
+            head.headers()["last-modified"],
+            "Fri, 14 Jul 2017 02:40:00 GMT"
+        );
+        gw.stop().await;
+    }
+}
