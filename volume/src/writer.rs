@@ -1,7 +1,10 @@
 //! The write path: stream → temp file (hashing) → fsync → rename → fsync dir.
 //!
 //! The async side pulls the request body and enforces limits; a blocking thread owns the
-//! file, so disk latency never stalls the runtime. The temp file is created lazily on the
+//! file, so disk latency never stalls the runtime. Large bodies spread the work: MD5 —
+//! inherently serial, and the slowest of the digests — runs on a thread of its own beside
+//! the one that computes the other digests and writes, and a third pushes written data to
+//! disk while the upload goes on, so the final fsync has little left to do. The temp file is created lazily on the
 //! first byte: an empty body writes nothing and yields no blob at all (Windows and Finder
 //! create every file empty first, then write it).
 
@@ -11,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use md5::Digest;
+use md5_asm_impl::{Digest, Md5};
 use tokio::sync::mpsc;
 
 use crate::{BlobLocator, Error, LimitReason, Result, Volume};
@@ -21,6 +24,11 @@ use crate::{BlobLocator, Error, LimitReason, Result, Volume};
 const WRITE_BUFFER: usize = 1 << 20;
 /// Chunks queued between the network and the disk thread.
 const QUEUE_DEPTH: usize = 16;
+/// Bodies announced below this size hash MD5 on the disk thread: a second thread would
+/// cost more than it saves.
+const PARALLEL_MD5_FROM: u64 = 1 << 20;
+/// Written bytes between two background flushes of a large file.
+const FLUSH_EVERY: u64 = 64 << 20;
 
 /// A digest computed while the bytes stream to disk, beside MD5 and BLAKE3 (the caller
 /// brings its own: CRC32, CRC64NVME, SHA-256, ...). The volume only feeds it.
@@ -86,8 +94,22 @@ where
     let temp_path = volume.temp_dir().join(format!("{locator}.part"));
     let final_path = volume.blob_path(&locator);
     let hashers = std::mem::take(&mut limit.hashers);
+    let parallel_md5 = limit.expected.is_none_or(|size| size >= PARALLEL_MD5_FROM);
+    let (md5_sender, md5_task) = if parallel_md5 {
+        let (sender, mut receiver) = mpsc::channel::<Bytes>(QUEUE_DEPTH);
+        let task = tokio::task::spawn_blocking(move || {
+            let mut md5 = Md5::new();
+            while let Some(chunk) = receiver.blocking_recv() {
+                md5.update(&chunk);
+            }
+            <[u8; 16]>::from(md5.finalize())
+        });
+        (Some(sender), Some(task))
+    } else {
+        (None, None)
+    };
     let disk = tokio::task::spawn_blocking(move || {
-        disk_thread(receiver, hashers, &temp_path, &final_path)
+        disk_thread(receiver, hashers, !parallel_md5, &temp_path, &final_path)
     });
 
     let mut received: u64 = 0;
@@ -98,6 +120,12 @@ where
                 continue;
             }
             received += chunk.len() as u64;
+            if let Some(md5) = &md5_sender {
+                // A clone of `Bytes` shares the buffer: no copy.
+                if md5.send(chunk.clone()).await.is_err() {
+                    return Err(Error::Io(io::Error::other("the MD5 thread stopped")));
+                }
+            }
             if let Some(expected) = limit.expected
                 && received > expected
             {
@@ -130,11 +158,19 @@ where
         let _ = sender.send(Message::Finish).await;
     }
     drop(sender);
+    drop(md5_sender);
     let disk_result = disk
         .await
         .map_err(|err| io::Error::other(err.to_string()))?;
+    let md5 = match md5_task {
+        Some(task) => Some(task.await.map_err(|err| io::Error::other(err.to_string()))?),
+        None => None,
+    };
     outcome?;
-    let digests = disk_result?;
+    let mut digests = disk_result?;
+    if let Some(md5) = md5 {
+        digests.md5 = md5;
+    }
     Ok(WrittenBlob {
         locator: (digests.size > 0).then_some(locator),
         size: digests.size,
@@ -156,20 +192,24 @@ struct Digests {
 fn disk_thread(
     mut receiver: mpsc::Receiver<Message>,
     mut extra: Vec<Box<dyn Hasher>>,
+    with_md5: bool,
     temp_path: &Path,
     final_path: &Path,
 ) -> Result<Digests> {
-    let mut md5 = md5::Md5::new();
+    let mut md5 = with_md5.then(Md5::new);
     let mut blake3 = blake3::Hasher::new();
     let mut size: u64 = 0;
     let mut file: Option<BufWriter<File>> = None;
+    let mut flusher: Option<Flusher> = None;
     let mut finished = false;
 
     let result = (|| -> io::Result<()> {
         while let Some(message) = receiver.blocking_recv() {
             match message {
                 Message::Chunk(chunk) => {
-                    md5.update(&chunk);
+                    if let Some(md5) = &mut md5 {
+                        md5.update(&chunk);
+                    }
                     blake3.update(&chunk);
                     for hasher in &mut extra {
                         hasher.update(&chunk);
@@ -183,6 +223,13 @@ fn disk_thread(
                         )),
                     };
                     writer.write_all(&chunk)?;
+                    if size / FLUSH_EVERY != (size - chunk.len() as u64) / FLUSH_EVERY {
+                        let flusher = match &mut flusher {
+                            Some(flusher) => flusher,
+                            None => flusher.insert(Flusher::start(writer.get_ref())?),
+                        };
+                        flusher.poke();
+                    }
                 }
                 Message::Finish => {
                     finished = true;
@@ -193,6 +240,8 @@ fn disk_thread(
         Ok(())
     })();
 
+    // Wait for a background flush in progress before the final one.
+    drop(flusher);
     let committed = match (result, finished, file) {
         (Ok(()), true, Some(writer)) => publish(writer, temp_path, final_path),
         (Ok(()), true, None) => Ok(()),
@@ -205,10 +254,51 @@ fn disk_thread(
     }
     Ok(Digests {
         size,
-        md5: md5.finalize().into(),
+        md5: md5.map(|md5| md5.finalize().into()).unwrap_or_default(),
         blake3: *blake3.finalize().as_bytes(),
         extra: extra.into_iter().map(|hasher| hasher.finish()).collect(),
     })
+}
+
+/// Flushes a file's written data to disk on its own thread while more is written, so the
+/// fsync at the end has only the tail left. A poke while a flush runs is dropped.
+struct Flusher {
+    poke: Option<std::sync::mpsc::SyncSender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Flusher {
+    fn start(file: &File) -> io::Result<Self> {
+        let file = file.try_clone()?;
+        let (poke, pokes) = std::sync::mpsc::sync_channel::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("blob-flush".into())
+            .spawn(move || {
+                while pokes.recv().is_ok() {
+                    // Only an early start of the final fsync: its failure is that fsync's.
+                    let _ = file.sync_data();
+                }
+            })?;
+        Ok(Self {
+            poke: Some(poke),
+            thread: Some(thread),
+        })
+    }
+
+    fn poke(&self) {
+        if let Some(poke) = &self.poke {
+            let _ = poke.try_send(());
+        }
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        self.poke.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 fn create_temp(path: &Path) -> io::Result<File> {
