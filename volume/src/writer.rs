@@ -163,7 +163,10 @@ where
         .await
         .map_err(|err| io::Error::other(err.to_string()))?;
     let md5 = match md5_task {
-        Some(task) => Some(task.await.map_err(|err| io::Error::other(err.to_string()))?),
+        Some(task) => Some(
+            task.await
+                .map_err(|err| io::Error::other(err.to_string()))?,
+        ),
         None => None,
     };
     outcome?;
