@@ -16,6 +16,8 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Default)]
 pub struct FsckReport {
     pub blobs_in_catalog: usize,
+    /// Of those, the ones whose bytes are in the catalog row (no file expected).
+    pub inline_blobs: usize,
     pub blob_files: usize,
     /// Blob rows whose file is missing, with the keys that point at them.
     pub missing: Vec<(String, Vec<String>)>,
@@ -46,6 +48,7 @@ impl Drive {
         let (files, temps) = volume.scan().await.map_err(internal)?;
         let mut report = FsckReport {
             blobs_in_catalog: rows.len(),
+            inline_blobs: rows.iter().filter(|row| row.inline).count(),
             blob_files: files.len(),
             temp_files: temps.len(),
             ..FsckReport::default()
@@ -53,7 +56,7 @@ impl Drive {
         let on_disk: HashSet<&str> = files.iter().map(|f| f.locator.as_str()).collect();
         let known: HashSet<&str> = rows.iter().map(|r| r.locator.as_str()).collect();
         for row in &rows {
-            if !on_disk.contains(row.locator.as_str()) && row.refcount > 0 {
+            if !row.inline && !on_disk.contains(row.locator.as_str()) && row.refcount > 0 {
                 let keys = catalog
                     .keys_using_blob(row.id)
                     .await?

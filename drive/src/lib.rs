@@ -75,12 +75,20 @@ pub use write::{MkdirOptions, Parents, PutOptions};
 pub struct DriveConfig {
     /// Largest single object or file, in bytes (S3's own limit by default: 5 TiB).
     pub max_object_size: u64,
+    /// Files and objects up to this size keep their bytes in the catalog row of their blob
+    /// instead of a file on the volume (0: never). Saves an inode and two fsyncs per small
+    /// write; multipart parts are always files.
+    pub inline_max_bytes: u64,
 }
+
+/// The default for [`DriveConfig::inline_max_bytes`].
+pub const DEFAULT_INLINE_MAX_BYTES: u64 = 32 << 10;
 
 impl Default for DriveConfig {
     fn default() -> Self {
         Self {
             max_object_size: 5 << 40,
+            inline_max_bytes: DEFAULT_INLINE_MAX_BYTES,
         }
     }
 }

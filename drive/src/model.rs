@@ -236,6 +236,8 @@ pub struct VersionInfo {
     /// How many parts a multipart object has (`None`: a single-part object).
     pub parts_count: Option<u32>,
     pub(crate) locator: Option<String>,
+    /// The blob whose bytes these are, and whether they sit in its catalog row.
+    pub(crate) blob: Option<(i64, bool)>,
     pub(crate) row: Option<i64>,
 }
 
@@ -252,6 +254,7 @@ impl VersionInfo {
             is_current: current,
             parts_count: row.parts_count.and_then(|n| u32::try_from(n).ok()),
             locator: row.locator.clone(),
+            blob: row.blob_id.map(|id| (id, row.inline)),
             row: Some(row.id),
         }
     }

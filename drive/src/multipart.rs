@@ -294,7 +294,7 @@ impl Drive {
         }
         let limit = self.write_limit(grant, expected_size).await?;
         let written = self
-            .write_blob(body, expected_size, limit, &algorithms)
+            .write_blob(body, expected_size, limit, &algorithms, false)
             .await?;
         let stored = self
             .commit_part(
@@ -382,6 +382,7 @@ impl Drive {
                     size,
                     md5: md5.clone(),
                     blake3: hex::encode(written.blake3),
+                    data: None,
                 })
                 .await?,
             ),
@@ -433,7 +434,13 @@ impl Drive {
             .map_or(download.version.size, |r| r.end - r.start);
         let limit = self.write_limit(grant, Some(expected)).await?;
         let written = self
-            .write_blob(download.body, Some(expected), limit, &[meta.algorithm])
+            .write_blob(
+                download.body,
+                Some(expected),
+                limit,
+                &[meta.algorithm],
+                false,
+            )
             .await?;
         let stored = self
             .commit_part(

@@ -274,6 +274,20 @@ impl Drive {
                 .await
                 .map_err(internal);
         }
+        if let Some((blob_id, true)) = version.blob {
+            let data = self
+                .inner
+                .catalog
+                .blob_data(blob_id)
+                .await?
+                .ok_or_else(|| Error::internal("an inline blob lost its bytes"))?;
+            let range = usize::try_from(bytes.start).unwrap_or(usize::MAX)
+                ..usize::try_from(bytes.end).unwrap_or(usize::MAX);
+            let slice = data
+                .get(range)
+                .ok_or_else(|| Error::internal("an inline blob is shorter than its version"))?;
+            return Ok(BlobStream::from_bytes(Bytes::copy_from_slice(slice)));
+        }
         match &version.locator {
             Some(text) => self
                 .inner

@@ -556,8 +556,11 @@ async fn bad_names_and_preconditions_write_nothing() {
             h.drive.create_bucket(&h.alice, "bkt").await,
             Err(Error::AlreadyExists)
         ));
+        // The one file written is small: its bytes are in the catalog, nothing on disk.
         let (files, temps) = h.drive.inner.volume.scan().await.unwrap();
-        assert_eq!((files.len(), temps.len()), (1, 0));
+        assert_eq!((files.len(), temps.len()), (0, 0));
+        let report = h.drive.fsck(false).await.unwrap();
+        assert_eq!((report.blobs_in_catalog, report.inline_blobs), (1, 1));
     }
 }
 
@@ -671,7 +674,9 @@ async fn fsck_reports_missing_blobs_and_repairs_only_old_orphans() {
     for h in harnesses().await {
         h.drive.create_bucket(&h.alice, "bkt").await.unwrap();
         put_s3(&h, "kept", b"kept").await;
-        let doomed = put_s3(&h, "doomed", b"doomed").await;
+        // Larger than the inline limit: a file on the volume (the small one is not).
+        let large = vec![7u8; DriveConfig::default().inline_max_bytes as usize + 1];
+        let doomed = put_s3(&h, "doomed", &large).await;
         // An upload that crashed after its rename: a blob file with no row.
         let orphan = h
             .drive

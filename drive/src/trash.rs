@@ -113,14 +113,16 @@ impl Drive {
             if blobs.is_empty() {
                 return Ok(removed);
             }
-            for blob in &blobs {
-                let locator = BlobLocator::parse(&blob.locator)
-                    .ok_or_else(|| Error::internal("corrupt blob locator"))?;
-                self.inner
-                    .volume
-                    .remove(&locator)
-                    .await
-                    .map_err(|err| Error::Internal(Box::new(err)))?;
+            for blob in blobs.iter() {
+                if !blob.inline {
+                    let locator = BlobLocator::parse(&blob.locator)
+                        .ok_or_else(|| Error::internal("corrupt blob locator"))?;
+                    self.inner
+                        .volume
+                        .remove(&locator)
+                        .await
+                        .map_err(|err| Error::Internal(Box::new(err)))?;
+                }
                 if self.inner.catalog.forget_blob(blob.id).await? {
                     removed += 1;
                 }

@@ -375,6 +375,7 @@ pub(crate) fn null_version(entry: &Entry) -> VersionInfo {
         is_current: true,
         parts_count: None,
         locator: None,
+        blob: None,
         row: None,
     }
 }

@@ -9,7 +9,7 @@ use std::io;
 
 use bytes::Bytes;
 use portico_metadata::{NewBlob, NewNode, NewVersion, NodeRow, Tx, VersionRow};
-use portico_volume::{LimitReason, WriteOptions, WrittenBlob};
+use portico_volume::{BlobLocator, LimitReason, WriteOptions, WrittenBlob};
 
 use crate::checksum::{ChecksumAlgorithm, ExpectedChecksum};
 use crate::conditions::Preconditions;
@@ -146,13 +146,15 @@ impl Drive {
     }
 
     /// Streams a body to the volume, computing MD5, BLAKE3 and each of `algorithms`
-    /// (their digests come back in that order).
+    /// (their digests come back in that order). With `inline`, a body no larger than
+    /// the configured inline size comes back in memory instead, for the commit to store.
     pub(crate) async fn write_blob<S>(
         &self,
         body: S,
         expected: Option<u64>,
         limit: (u64, LimitReason),
         algorithms: &[ChecksumAlgorithm],
+        inline: bool,
     ) -> Result<WrittenBlob>
     where
         S: futures::Stream<Item = io::Result<Bytes>> + Send + Unpin,
@@ -165,6 +167,11 @@ impl Drive {
             expected,
             max: Some(limit),
             hashers,
+            inline_up_to: if inline {
+                self.inner.config.inline_max_bytes
+            } else {
+                0
+            },
         };
         Ok(self.inner.volume.write(body, options).await?)
     }
@@ -186,8 +193,22 @@ impl Drive {
         ctx: &Ctx,
         path: &NodePath,
         body: S,
-        mut options: PutOptions,
+        options: PutOptions,
     ) -> Result<Entry>
+    where
+        S: futures::Stream<Item = io::Result<Bytes>> + Send + Unpin,
+    {
+        Ok(self.put_version(ctx, path, body, options).await?.0)
+    }
+
+    /// [`Drive::put`], also returning the version it made current.
+    pub async fn put_version<S>(
+        &self,
+        ctx: &Ctx,
+        path: &NodePath,
+        body: S,
+        mut options: PutOptions,
+    ) -> Result<(Entry, VersionInfo)>
     where
         S: futures::Stream<Item = io::Result<Bytes>> + Send + Unpin,
     {
@@ -196,29 +217,47 @@ impl Drive {
             return Err(Error::Forbidden);
         }
         let catalog = &self.inner.catalog;
-        // Cheap early refusals; each is checked again inside the transaction.
-        if options.parents == Parents::CreateImplicit {
-            self.require_bucket(grant, path).await?;
-        }
-        if options.parents == Parents::MustExist {
-            self.check_dav_put_target(grant, path).await?;
-        }
-        if !options.preconditions.is_empty() {
-            let current = catalog
-                .node_by_key(grant.account_id, &path.key(options.kind))
-                .await?;
-            options
-                .preconditions
-                .evaluate(current.as_ref().and_then(current_state), false)?;
-        }
-        self.check_put_locks(grant, ctx, path, options.kind).await?;
-        let limit = self.write_limit(grant, options.expected_size).await?;
+        // Early refusals spare streaming a body that could not be kept. Each is checked
+        // again inside the transaction, so a body announced small enough to be held in
+        // memory skips them: reading it costs less than the queries.
+        let small = options
+            .expected_size
+            .is_some_and(|size| size <= self.inner.config.inline_max_bytes);
+        let limit = if small {
+            (
+                self.inner.config.max_object_size,
+                LimitReason::MaxObjectSize,
+            )
+        } else {
+            if options.parents == Parents::CreateImplicit {
+                self.require_bucket(grant, path).await?;
+            }
+            if options.parents == Parents::MustExist {
+                self.check_dav_put_target(grant, path).await?;
+            }
+            if !options.preconditions.is_empty() {
+                let current = catalog
+                    .node_by_key(grant.account_id, &path.key(options.kind))
+                    .await?;
+                options
+                    .preconditions
+                    .evaluate(current.as_ref().and_then(current_state), false)?;
+            }
+            self.check_put_locks(grant, ctx, path, options.kind).await?;
+            self.write_limit(grant, options.expected_size).await?
+        };
         let checksum = options
             .checksum
             .take()
             .unwrap_or(ExpectedChecksum::Compute(ChecksumAlgorithm::Crc64Nvme));
         let written = self
-            .write_blob(body, options.expected_size, limit, &[checksum.algorithm()])
+            .write_blob(
+                body,
+                options.expected_size,
+                limit,
+                &[checksum.algorithm()],
+                true,
+            )
             .await?;
         let committed = self
             .commit_written(ctx, grant, path, &written, options, checksum)
@@ -237,7 +276,7 @@ impl Drive {
         written: &WrittenBlob,
         options: PutOptions,
         checksum: ExpectedChecksum,
-    ) -> Result<Entry> {
+    ) -> Result<(Entry, VersionInfo)> {
         if let Some(expected) = options.expected_md5
             && expected != written.md5
         {
@@ -260,20 +299,29 @@ impl Drive {
         let blake3 = hex::encode(written.blake3);
         with_retries(|| async {
             let mut tx = self.inner.catalog.begin().await?;
-            if !tx.charge_usage(grant.account_id, size).await? {
-                return Err(Error::QuotaExceeded);
-            }
-            let blob_id = match &written.locator {
-                Some(locator) => Some(
+            let blob_id = match (&written.locator, &written.inline) {
+                (Some(locator), _) => Some(
                     tx.insert_blob(&NewBlob {
                         locator: locator.to_string(),
                         size,
                         md5: md5.clone(),
                         blake3: blake3.clone(),
+                        data: None,
                     })
                     .await?,
                 ),
-                None => None,
+                // The row's locator names no file; it only keeps locators unique.
+                (None, Some(bytes)) => Some(
+                    tx.insert_blob(&NewBlob {
+                        locator: BlobLocator::generate().to_string(),
+                        size,
+                        md5: md5.clone(),
+                        blake3: blake3.clone(),
+                        data: Some(bytes.to_vec()),
+                    })
+                    .await?,
+                ),
+                (None, None) => None,
             };
             let content = NewContent {
                 blob_id,
@@ -288,7 +336,7 @@ impl Drive {
                 modified: options.modified,
                 parents: options.parents,
             };
-            let (node, _) = self
+            let (node, version) = self
                 .write_version(
                     &mut tx,
                     ctx,
@@ -300,17 +348,25 @@ impl Drive {
                     &options.preconditions,
                 )
                 .await?;
+            // Charged last: the account row is the one every write of the account
+            // updates, so it is locked for as short a time as possible.
+            if !tx.charge_usage(grant.account_id, size).await? {
+                return Err(Error::QuotaExceeded);
+            }
             tx.insert_audit(&self.audit(ctx, grant, "put", &node.key))
                 .await?;
             tx.commit().await?;
-            Ok(Entry::from_row(&node))
+            Ok((
+                Entry::from_row(&node),
+                VersionInfo::from_row(&version, true),
+            ))
         })
         .await
     }
 
     /// Makes `content` the new current version of the node of `kind` at `path`, creating
     /// the node (and, per `meta.parents`, its folders) when needed. The caller owns the
-    /// transaction, has charged the usage and holds the blob references `content` names.
+    /// transaction, charges the usage and holds the blob references `content` names.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn write_version(
         &self,

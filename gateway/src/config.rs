@@ -53,6 +53,8 @@ pub struct StorageSettings {
     pub volume_dir: PathBuf,
     /// Largest single object or file, in bytes.
     pub max_object_size: u64,
+    /// Files up to this size are stored in the catalog, not as files on the volume (0: never).
+    pub inline_max_bytes: u64,
     /// Catalog connection pool size.
     pub db_max_connections: u32,
     /// Hours after which an unfinished multipart upload is aborted and its parts freed.
@@ -96,6 +98,7 @@ impl Default for StorageSettings {
             database_url: String::new(),
             volume_dir: PathBuf::new(),
             max_object_size: portico_drive::DriveConfig::default().max_object_size,
+            inline_max_bytes: portico_drive::DEFAULT_INLINE_MAX_BYTES,
             db_max_connections: 16,
             multipart_expiry_hours: 7 * 24,
             maintenance_interval_secs: 3600,

@@ -521,7 +521,10 @@ async fn fsck(
     repair: bool,
 ) -> anyhow::Result<std::process::ExitCode> {
     let report = drive.fsck(repair).await?;
-    println!("blobs in catalog:   {}", report.blobs_in_catalog);
+    println!(
+        "blobs in catalog:   {} ({} inline)",
+        report.blobs_in_catalog, report.inline_blobs
+    );
     println!("blob files on disk: {}", report.blob_files);
     println!("missing blobs:      {}", report.missing.len());
     for (locator, keys) in &report.missing {

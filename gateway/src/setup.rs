@@ -99,6 +99,7 @@ pub async fn open_drive(settings: &Settings) -> Result<Drive, SetupError> {
     };
     let config = DriveConfig {
         max_object_size: settings.storage.max_object_size,
+        inline_max_bytes: settings.storage.inline_max_bytes,
     };
     Drive::connect(&url, &connect, &settings.volume_dir(), key, config)
         .await

@@ -42,6 +42,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0005_app_password_lookup.sql"),
         postgres: include_str!("../../migrations/postgres/0005_app_password_lookup.sql"),
     },
+    Migration {
+        version: 6,
+        name: "0006_inline_blobs",
+        sqlite: include_str!("../../migrations/sqlite/0006_inline_blobs.sql"),
+        postgres: include_str!("../../migrations/postgres/0006_inline_blobs.sql"),
+    },
 ];
 
 /// FNV-1a: a stable checksum without another dependency; it guards against accidents,
@@ -100,6 +106,7 @@ pub(crate) async fn run(catalog: &Catalog) -> Result<()> {
                 record!(tx, migration, migration.sqlite);
             }
             tx.commit().await?;
+            catalog.sync_wal().await?;
         }
         Backend::Postgres(pool) => {
             let mut conn = pool.acquire().await?;

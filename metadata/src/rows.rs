@@ -22,7 +22,7 @@ macro_rules! node_columns {
 /// Selects from `versions v LEFT JOIN blobs b`.
 macro_rules! version_columns {
     () => {
-        "v.id, v.node_id, v.version_id, v.blob_id, b.locator, v.size, v.etag, v.blake3, v.content_type, v.attributes, v.parts_count, v.is_delete_marker, v.mtime, v.created_at, v.created_by"
+        "v.id, v.node_id, v.version_id, v.blob_id, b.locator, (b.data IS NOT NULL) AS inline, v.size, v.etag, v.blake3, v.content_type, v.attributes, v.parts_count, v.is_delete_marker, v.mtime, v.created_at, v.created_by"
     };
 }
 
@@ -161,6 +161,8 @@ pub struct VersionRow {
     pub version_id: String,
     pub blob_id: Option<i64>,
     pub locator: Option<String>,
+    /// The blob's bytes are in its catalog row, not in the file `locator` names.
+    pub inline: bool,
     pub size: i64,
     pub etag: String,
     pub blake3: Option<String>,
@@ -190,11 +192,13 @@ pub struct NewVersion {
     pub parts_count: Option<i64>,
 }
 
-/// A blob file's row.
+/// A blob's row.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct BlobRow {
     pub id: i64,
     pub locator: String,
+    /// The bytes are in the row (no file on the volume).
+    pub inline: bool,
     pub size: i64,
     pub md5: String,
     pub blake3: String,
@@ -207,6 +211,8 @@ pub struct NewBlob {
     pub size: i64,
     pub md5: String,
     pub blake3: String,
+    /// The bytes themselves, for a body small enough to live in the catalog.
+    pub data: Option<Vec<u8>>,
 }
 
 /// One audit entry.

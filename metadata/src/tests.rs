@@ -75,6 +75,7 @@ async fn file_with_blob(
             size,
             md5: "m".into(),
             blake3: "b".into(),
+            data: None,
         })
         .await
         .unwrap();
@@ -97,6 +98,71 @@ async fn file_with_blob(
     assert!(tx.charge_usage(account_id, size).await.unwrap());
     let file = tx.set_current_version(file.id, &version).await.unwrap();
     (file, blob_id)
+}
+
+#[tokio::test]
+async fn inline_blobs_keep_their_bytes_in_the_row() {
+    each_backend!(|catalog| {
+        let alice = account(&catalog, "alice", None).await;
+        let mut tx = catalog.begin().await.unwrap();
+        let bucket = node(&mut tx, alice.id, None, "b/", false).await;
+        let (on_disk, file_blob) = file_with_blob(&mut tx, alice.id, &bucket, "b/file", 5).await;
+        let inline_blob = tx
+            .insert_blob(&NewBlob {
+                locator: format!("{:032x}", 0xabc),
+                size: 3,
+                md5: "m".into(),
+                blake3: "b".into(),
+                data: Some(vec![0, 1, 255]),
+            })
+            .await
+            .unwrap();
+        let small = node(&mut tx, alice.id, Some(&bucket), "b/small", false).await;
+        let small_version = tx
+            .insert_version(&NewVersion {
+                node_id: small.id,
+                version_id: "vsmall".into(),
+                blob_id: Some(inline_blob),
+                size: 3,
+                etag: "e".into(),
+                blake3: None,
+                content_type: None,
+                attributes: "{}".into(),
+                mtime: 2,
+                created_by: Some(alice.id),
+                parts_count: None,
+            })
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert!(
+            catalog
+                .version(small_version.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .inline
+        );
+        assert_eq!(
+            catalog.blob_data(inline_blob).await.unwrap(),
+            Some(vec![0, 1, 255])
+        );
+        assert_eq!(catalog.blob_data(file_blob).await.unwrap(), None);
+        let version = catalog
+            .version(on_disk.version_row.unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!version.inline);
+        let flags: Vec<(i64, bool)> = catalog
+            .all_blobs()
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| (row.id, row.inline))
+            .collect();
+        assert!(flags.contains(&(inline_blob, true)) && flags.contains(&(file_blob, false)));
+    });
 }
 
 fn keys(rows: &[NodeRow]) -> Vec<&str> {

@@ -4,9 +4,9 @@
 use sqlx::{Postgres, Sqlite, Transaction};
 
 use crate::{
-    AccessKeyRow, AccountRow, Backend, Error, KeyRange, LockRow, NewAccount, NewAudit, NewBlob,
-    NewNode, NewVersion, NodeRow, PartRow, Purged, Result, SegmentRow, ShareRow, UploadRow,
-    VersionRow, locks_near_sql, now_nanos, prefix_end,
+    AccessKeyRow, AccountRow, Backend, KeyRange, LockRow, NewAccount, NewAudit, NewBlob, NewNode,
+    NewVersion, NodeRow, PartRow, Purged, Result, SegmentRow, ShareRow, UploadRow, VersionRow,
+    locks_near_sql, now_nanos, prefix_end,
 };
 
 enum Inner {
@@ -17,6 +17,8 @@ enum Inner {
 /// An open write transaction. Dropped without `commit`, it rolls back.
 pub struct Tx {
     inner: Inner,
+    /// SQLite: the group fsync a commit waits for before it counts as done.
+    wal: Option<std::sync::Arc<crate::walsync::WalSync>>,
 }
 
 /// Expands `$body` once per driver with `$conn` bound to the transaction's connection.
@@ -37,19 +39,26 @@ macro_rules! on_tx {
 
 impl Tx {
     pub(crate) async fn begin(backend: &Backend) -> Result<Self> {
-        let inner = match backend {
-            Backend::Sqlite { write, .. } => {
-                Inner::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?)
-            }
-            Backend::Postgres(pool) => Inner::Postgres(pool.begin().await?),
+        let (inner, wal) = match backend {
+            Backend::Sqlite { write, wal, .. } => (
+                Inner::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?),
+                Some(wal.clone()),
+            ),
+            Backend::Postgres(pool) => (Inner::Postgres(pool.begin().await?), None),
         };
-        Ok(Self { inner })
+        Ok(Self { inner, wal })
     }
 
+    /// Commits; when this returns the transaction is durable. On SQLite the write lock
+    /// is released first and the commit then waits for the WAL flush it shares with every
+    /// other commit in flight.
     pub async fn commit(self) -> Result<()> {
         match self.inner {
             Inner::Sqlite(tx) => tx.commit().await?,
             Inner::Postgres(tx) => tx.commit().await?,
+        }
+        if let Some(wal) = self.wal {
+            wal.sync().await?;
         }
         Ok(())
     }
@@ -632,13 +641,14 @@ impl Tx {
     pub async fn insert_blob(&mut self, blob: &NewBlob) -> Result<i64> {
         let (id,): (i64,) = on_tx!(self, conn => {
             sqlx::query_as(
-                "INSERT INTO blobs (locator, size, md5, blake3, refcount, created_at) VALUES ($1, $2, $3, $4, 1, $5) RETURNING id",
+                "INSERT INTO blobs (locator, size, md5, blake3, refcount, created_at, data) VALUES ($1, $2, $3, $4, 1, $5, $6) RETURNING id",
             )
             .bind(&blob.locator)
             .bind(blob.size)
             .bind(&blob.md5)
             .bind(&blob.blake3)
             .bind(now_nanos())
+            .bind(blob.data.as_deref())
             .fetch_one(conn)
             .await?
         });
@@ -655,10 +665,15 @@ impl Tx {
 
     pub async fn insert_version(&mut self, version: &NewVersion) -> Result<VersionRow> {
         let now = now_nanos();
-        let id: (i64,) = on_tx!(self, conn => {
+        // The row comes back whole, its blob's locator included: no second lookup.
+        let row: VersionRow = on_tx!(self, conn => {
             sqlx::query_as(
                 "INSERT INTO versions (node_id, version_id, blob_id, size, etag, blake3, content_type, attributes, mtime, created_at, created_by, parts_count)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                 RETURNING id, node_id, version_id, blob_id,
+                     (SELECT b.locator FROM blobs b WHERE b.id = versions.blob_id) AS locator,
+                     EXISTS (SELECT 1 FROM blobs b WHERE b.id = versions.blob_id AND b.data IS NOT NULL) AS inline,
+                     size, etag, blake3, content_type, attributes, parts_count, is_delete_marker, mtime, created_at, created_by",
             )
             .bind(version.node_id)
             .bind(&version.version_id)
@@ -675,9 +690,7 @@ impl Tx {
             .fetch_one(conn)
             .await?
         });
-        self.version(id.0)
-            .await?
-            .ok_or_else(|| Error::Invalid("inserted version vanished".into()))
+        Ok(row)
     }
 
     pub async fn version(&mut self, version_row: i64) -> Result<Option<VersionRow>> {

@@ -90,25 +90,21 @@ pub(crate) async fn put_object(
         input.expires,
         input.tagging,
     );
-    let entry = match input.body {
+    let (entry, version) = match input.body {
         Some(body) => {
             drive
-                .put(ctx, &path, body.map_err(io::Error::other), options)
+                .put_version(ctx, &path, body.map_err(io::Error::other), options)
                 .await
         }
         None => {
             drive
-                .put(ctx, &path, futures::stream::empty(), options)
+                .put_version(ctx, &path, futures::stream::empty(), options)
                 .await
         }
     }
     .map_err(fail(ctx))?;
     let canned = acl.as_ref().map(|a| a.as_str());
     crate::acl::apply_canned(drive, ctx, &path, kind, canned).await?;
-    let (_, version) = drive
-        .head(ctx, &path, kind, &ReadRequest::default())
-        .await
-        .map_err(fail(ctx))?;
     let mut output = PutObjectOutput {
         e_tag: entry.etag.as_deref().map(s3_etag),
         version_id: Some(version.version_id.clone()),

@@ -276,3 +276,85 @@ async fn an_extra_digest_is_computed_in_the_same_pass() {
     let written = volume.write(body(&[&[1, 2], &[4]]), options).await.unwrap();
     assert_eq!(written.digests, vec![vec![7], vec![6]]);
 }
+
+#[tokio::test]
+async fn small_bodies_come_back_inline_and_larger_ones_become_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let volume = Volume::open(dir.path()).unwrap();
+    let inline = |expected| WriteOptions {
+        expected,
+        inline_up_to: 8,
+        hashers: vec![Box::new(Xor(0))],
+        ..Default::default()
+    };
+
+    for expected in [None, Some(8)] {
+        let written = volume
+            .write(body(&[b"abc", b"", b"defgh"]), inline(expected))
+            .await
+            .unwrap();
+        assert!(written.locator.is_none());
+        assert_eq!(written.inline.as_deref(), Some(&b"abcdefgh"[..]));
+        assert_eq!(written.size, 8);
+        assert_eq!(
+            written.md5,
+            <[u8; 16]>::from(md5_asm_impl::Md5::digest(b"abcdefgh"))
+        );
+        assert_eq!(written.blake3, *blake3::hash(b"abcdefgh").as_bytes());
+        assert_eq!(
+            written.digests,
+            vec![vec![b"abcdefgh".iter().fold(0, |a, b| a ^ b)]]
+        );
+    }
+    assert_eq!(file_count(&volume).await, (0, 0));
+
+    // One byte over, size unannounced: what was buffered goes to the file first.
+    let written = volume
+        .write(body(&[b"abc", b"defgh", b"i"]), inline(None))
+        .await
+        .unwrap();
+    assert!(written.inline.is_none());
+    assert_eq!(
+        written.md5,
+        <[u8; 16]>::from(md5_asm_impl::Md5::digest(b"abcdefghi"))
+    );
+    let locator = written.locator.unwrap();
+    assert_eq!(read_all(&volume, &locator, 0..9).await, b"abcdefghi");
+    assert_eq!(file_count(&volume).await, (1, 0));
+
+    // The limits hold while buffering too.
+    let short = volume.write(body(&[b"abc"]), inline(Some(5))).await;
+    assert!(
+        matches!(
+            short,
+            Err(Error::Incomplete {
+                expected: 5,
+                received: 3
+            })
+        ),
+        "{short:?}"
+    );
+    let long = volume.write(body(&[b"abc", b"def"]), inline(Some(4))).await;
+    assert!(
+        matches!(long, Err(Error::TooLarge { limit: 4, .. })),
+        "{long:?}"
+    );
+    let quota = WriteOptions {
+        max: Some((2, LimitReason::Quota)),
+        ..inline(None)
+    };
+    let over = volume.write(body(&[b"abc"]), quota).await;
+    assert!(
+        matches!(
+            over,
+            Err(Error::TooLarge {
+                limit: 2,
+                reason: LimitReason::Quota
+            })
+        ),
+        "{over:?}"
+    );
+    let empty = volume.write(body(&[]), inline(None)).await.unwrap();
+    assert!(empty.inline.is_none() && empty.locator.is_none());
+    assert_eq!(file_count(&volume).await, (1, 0));
+}

@@ -4,9 +4,15 @@
 //! file, so disk latency never stalls the runtime. Large bodies spread the work: MD5 —
 //! inherently serial, and the slowest of the digests — runs on a thread of its own beside
 //! the one that computes the other digests and writes, and a third pushes written data to
-//! disk while the upload goes on, so the final fsync has little left to do. The temp file is created lazily on the
-//! first byte: an empty body writes nothing and yields no blob at all (Windows and Finder
-//! create every file empty first, then write it).
+//! disk while the upload goes on, so the final fsync has little left to do. The temp file
+//! is created lazily on the first byte: an empty body writes nothing and yields no blob at
+//! all (Windows and Finder create every file empty first, then write it).
+//!
+//! A body no larger than the caller's `inline_up_to` never touches the volume: it comes
+//! back in memory and the catalog stores it in the same transaction as the version that
+//! uses it. A file costs an inode, two fsyncs (file and directory) and a second commit
+//! point; an inline body costs a few kilobytes of the catalog's log, whose flush concurrent
+//! commits share.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -47,6 +53,10 @@ pub struct WriteOptions {
     pub max: Option<(u64, LimitReason)>,
     /// Extra digests to compute in the same pass.
     pub hashers: Vec<Box<dyn Hasher>>,
+    /// A body of at most this many bytes is not written to the volume at all but handed
+    /// back in [`WrittenBlob::inline`], for the caller to store in its own (durable)
+    /// record. 0: always a file.
+    pub inline_up_to: u64,
 }
 
 impl std::fmt::Debug for WriteOptions {
@@ -55,15 +65,20 @@ impl std::fmt::Debug for WriteOptions {
             .field("expected", &self.expected)
             .field("max", &self.max)
             .field("hashers", &self.hashers.len())
+            .field("inline_up_to", &self.inline_up_to)
             .finish()
     }
 }
 
-/// A blob that is durably on disk (or, for an empty body, no blob at all).
+/// A blob that is durably on disk, or a small body held in memory for the caller to
+/// store (or, for an empty body, no blob at all).
 #[derive(Debug, Clone)]
 pub struct WrittenBlob {
-    /// `None` for an empty body.
+    /// The file on the volume; `None` for an empty or an inline body.
     pub locator: Option<BlobLocator>,
+    /// The whole body, when it was not larger than [`WriteOptions::inline_up_to`] (and not
+    /// empty): nothing was written to the volume.
+    pub inline: Option<Bytes>,
     pub size: u64,
     pub md5: [u8; 16],
     pub blake3: [u8; 32],
@@ -79,7 +94,7 @@ enum Message {
 pub(crate) async fn write<S>(
     volume: &Volume,
     mut body: S,
-    mut limit: WriteOptions,
+    limit: WriteOptions,
 ) -> Result<WrittenBlob>
 where
     S: futures::Stream<Item = io::Result<Bytes>> + Send + Unpin,
@@ -89,6 +104,82 @@ where
     {
         return Err(Error::TooLarge { limit: max, reason });
     }
+    if limit.inline_up_to > 0 && limit.expected.is_none_or(|size| size <= limit.inline_up_to) {
+        let mut received: Vec<Bytes> = Vec::new();
+        let mut size: u64 = 0;
+        while size <= limit.inline_up_to {
+            let Some(chunk) = body.next().await else {
+                return small_body(received, size, limit);
+            };
+            let chunk = chunk.map_err(Error::Body)?;
+            size += chunk.len() as u64;
+            check_limits(limit.expected, limit.max, size)?;
+            if !chunk.is_empty() {
+                received.push(chunk);
+            }
+        }
+        // Larger than announced or than the inline limit: the file path takes the bytes
+        // already read, then the rest.
+        let body = futures::stream::iter(received.into_iter().map(Ok)).chain(body);
+        return write_file(volume, body, limit).await;
+    }
+    write_file(volume, body, limit).await
+}
+
+/// The limits every received byte count is checked against.
+fn check_limits(
+    expected: Option<u64>,
+    max: Option<(u64, LimitReason)>,
+    received: u64,
+) -> Result<()> {
+    if let Some(expected) = expected
+        && received > expected
+    {
+        return Err(Error::TooLarge {
+            limit: expected,
+            reason: LimitReason::MaxObjectSize,
+        });
+    }
+    if let Some((max, reason)) = max
+        && received > max
+    {
+        return Err(Error::TooLarge { limit: max, reason });
+    }
+    Ok(())
+}
+
+/// A whole body small enough to stay in memory: digested here, no file.
+fn small_body(chunks: Vec<Bytes>, size: u64, limit: WriteOptions) -> Result<WrittenBlob> {
+    if let Some(expected) = limit.expected
+        && size < expected
+    {
+        return Err(Error::Incomplete {
+            expected,
+            received: size,
+        });
+    }
+    let body = match chunks.len() {
+        0 | 1 => chunks.into_iter().next().unwrap_or_default(),
+        _ => Bytes::from(chunks.concat()),
+    };
+    let mut extra = limit.hashers;
+    for hasher in &mut extra {
+        hasher.update(&body);
+    }
+    Ok(WrittenBlob {
+        locator: None,
+        size,
+        md5: Md5::digest(&body).into(),
+        blake3: *blake3::hash(&body).as_bytes(),
+        digests: extra.into_iter().map(|hasher| hasher.finish()).collect(),
+        inline: (size > 0).then_some(body),
+    })
+}
+
+async fn write_file<S>(volume: &Volume, mut body: S, mut limit: WriteOptions) -> Result<WrittenBlob>
+where
+    S: futures::Stream<Item = io::Result<Bytes>> + Send + Unpin,
+{
     let (sender, receiver) = mpsc::channel::<Message>(QUEUE_DEPTH);
     let locator = BlobLocator::generate();
     let temp_path = volume.temp_dir().join(format!("{locator}.part"));
@@ -126,19 +217,7 @@ where
                     return Err(Error::Io(io::Error::other("the MD5 thread stopped")));
                 }
             }
-            if let Some(expected) = limit.expected
-                && received > expected
-            {
-                return Err(Error::TooLarge {
-                    limit: expected,
-                    reason: LimitReason::MaxObjectSize,
-                });
-            }
-            if let Some((max, reason)) = limit.max
-                && received > max
-            {
-                return Err(Error::TooLarge { limit: max, reason });
-            }
+            check_limits(limit.expected, limit.max, received)?;
             if sender.send(Message::Chunk(chunk)).await.is_err() {
                 // The disk thread stopped early: its own error is reported below.
                 break;
@@ -176,6 +255,7 @@ where
     }
     Ok(WrittenBlob {
         locator: (digests.size > 0).then_some(locator),
+        inline: None,
         size: digests.size,
         md5: digests.md5,
         blake3: digests.blake3,

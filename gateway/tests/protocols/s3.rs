@@ -431,7 +431,8 @@ async fn quota_is_refused_before_bytes_are_accepted() {
             .send()
             .await
             .unwrap();
-        let big = vec![7u8; 5000];
+        // Larger than the inline limit, so refused before its bytes are read.
+        let big = vec![7u8; 50_000];
         let err = gw
             .alice
             .s3
@@ -454,11 +455,29 @@ async fn quota_is_refused_before_bytes_are_accepted() {
             .send()
             .await;
         assert!(small.is_ok());
+        // Small enough to be held in memory: refused by the commit's own quota check.
+        let err = gw
+            .alice
+            .s3
+            .put_object()
+            .bucket("full")
+            .key("another")
+            .body(ByteStream::from(vec![2u8; 600]))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&err), "QuotaExceeded");
         let report = gw.drive.fsck(false).await.unwrap();
         assert_eq!(
-            (report.blob_files, report.young_orphans, report.temp_files),
-            (1, 0, 0),
-            "the refused upload left nothing"
+            (
+                report.blob_files,
+                report.young_orphans,
+                report.temp_files,
+                report.blobs_in_catalog,
+                report.inline_blobs
+            ),
+            (0, 0, 0, 1, 1),
+            "the refused uploads left nothing"
         );
         gw.stop().await;
     }
