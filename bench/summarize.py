@@ -4,6 +4,7 @@ target's median over the rounds with min-max, latency, server CPU and peak memor
 Portico's ratio against each peer; then the issue's targets, checked."""
 
 import json
+import os
 import statistics
 import sys
 from collections import defaultdict
@@ -143,6 +144,11 @@ def main(path):
             out.append(f"\nFirst error seen: `{firsts[0][:200]}`")
         out.append("")
     out.extend(targets_section(runs))
+    # Why a target is missed, profiles, before/after: written by hand beside the script.
+    findings = os.path.join(os.path.dirname(os.path.abspath(__file__)), "FINDINGS.md")
+    if os.path.exists(findings):
+        out.append("")
+        out.append(open(findings).read().rstrip())
     print("\n".join(out))
     return ratios
 

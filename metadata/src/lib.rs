@@ -105,8 +105,6 @@ pub(crate) fn locks_near_sql(exact: usize, below: bool) -> String {
 enum Param {
     Int(i64),
     Text(String),
-    OptText(Option<String>),
-    Bool(bool),
 }
 
 /// Parses `json_group_array(json_array(<node columns>))`.
@@ -359,7 +357,8 @@ impl Catalog {
         Ok(on_backend!(&self.backend, read, pool => {
             sqlx::query_as(
                 "SELECT k.secret_sealed, a.id, a.name, a.email, a.password_hash, a.is_admin, a.disabled, a.quota_bytes,
-                        a.used_bytes, a.owner_id, a.created_at, a.credential_epoch
+                        CAST(a.used_bytes + COALESCE((SELECT SUM(s.used) FROM usage_shards s WHERE s.account_id = a.id), 0) AS BIGINT) AS used_bytes,
+                        a.owner_id, a.created_at, a.credential_epoch
                  FROM access_keys k JOIN accounts a ON a.id = k.account_id
                  WHERE k.access_key_id = $1 AND k.revoked_at IS NULL",
             )
@@ -427,15 +426,9 @@ impl Catalog {
             Some(parent_id) => ("parent_id = $1", parent_id),
             None => ("account_id = $1 AND parent_id IS NULL", account_id),
         };
-        let conditions = format!(
-            "{filter} AND trashed_at IS NULL AND key >= $2 AND key > $3 AND ($4 IS NULL OR key < $4)"
-        );
-        let params = vec![
-            Param::Int(owner),
-            Param::Text(range.from.clone()),
-            Param::Text(range.after.clone()),
-            Param::OptText(range.to.clone()),
-        ];
+        let mut params = vec![Param::Int(owner)];
+        let bounds = range.conditions(&mut params);
+        let conditions = format!("{filter} AND trashed_at IS NULL AND {bounds}");
         self.node_page(&conditions, params, limit).await
     }
 
@@ -448,16 +441,15 @@ impl Catalog {
         include_implicit: bool,
         limit: i64,
     ) -> Result<Vec<NodeRow>> {
-        let conditions = "account_id = $1 AND trashed_at IS NULL AND key >= $2 AND key > $3 \
-             AND ($4 IS NULL OR key < $4) AND ($5 OR NOT implicit)";
-        let params = vec![
-            Param::Int(account_id),
-            Param::Text(range.from.clone()),
-            Param::Text(range.after.clone()),
-            Param::OptText(range.to.clone()),
-            Param::Bool(include_implicit),
-        ];
-        self.node_page(conditions, params, limit).await
+        let mut params = vec![Param::Int(account_id)];
+        let bounds = range.conditions(&mut params);
+        let implicit = if include_implicit {
+            ""
+        } else {
+            " AND NOT implicit"
+        };
+        let conditions = format!("account_id = $1 AND trashed_at IS NULL AND {bounds}{implicit}");
+        self.node_page(&conditions, params, limit).await
     }
 
     /// Up to `limit` nodes matching `conditions` (over `$1..` = `params`), in key order.
@@ -484,8 +476,6 @@ impl Catalog {
                     query = match param {
                         Param::Int(v) => query.bind(v),
                         Param::Text(v) => query.bind(v),
-                        Param::OptText(v) => query.bind(v),
-                        Param::Bool(v) => query.bind(v),
                     };
                 }
                 let json: String = query.bind(limit).fetch_one(read).await?;
@@ -505,8 +495,6 @@ impl Catalog {
                     query = match param {
                         Param::Int(v) => query.bind(v),
                         Param::Text(v) => query.bind(v),
-                        Param::OptText(v) => query.bind(v),
-                        Param::Bool(v) => query.bind(v),
                     };
                 }
                 Ok(query.bind(limit).fetch_all(pool).await?)
@@ -960,6 +948,25 @@ pub struct KeyRange {
 }
 
 impl KeyRange {
+    /// The key bounds as SQL over the next placeholders, pushing their values. One lower
+    /// bound, the tighter of `from` and `after`: given both, SQLite seeks the index to one
+    /// and filters the other row by row, which made page N of a listing step over the N-1
+    /// pages before it.
+    fn conditions(&self, params: &mut Vec<Param>) -> String {
+        let mut sql = if self.after >= self.from {
+            params.push(Param::Text(self.after.clone()));
+            format!("key > ${}", params.len())
+        } else {
+            params.push(Param::Text(self.from.clone()));
+            format!("key >= ${}", params.len())
+        };
+        if let Some(to) = &self.to {
+            params.push(Param::Text(to.clone()));
+            sql.push_str(&format!(" AND key < ${}", params.len()));
+        }
+        sql
+    }
+
     /// Every key that starts with `prefix`, after `after`.
     pub fn prefixed(prefix: &str, after: &str) -> Self {
         Self {

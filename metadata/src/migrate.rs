@@ -48,6 +48,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0006_inline_blobs.sql"),
         postgres: include_str!("../../migrations/postgres/0006_inline_blobs.sql"),
     },
+    Migration {
+        version: 7,
+        name: "0007_usage_shards",
+        sqlite: include_str!("../../migrations/sqlite/0007_usage_shards.sql"),
+        postgres: include_str!("../../migrations/postgres/0007_usage_shards.sql"),
+    },
 ];
 
 /// FNV-1a: a stable checksum without another dependency; it guards against accidents,

@@ -1,9 +1,12 @@
 //! Row types, and the column lists that select them (one list per row type, so a query
 //! and its row type cannot drift apart).
 
+/// Selects from `accounts` (not aliased): usage is the row's count plus its shards'.
 macro_rules! account_columns {
     () => {
-        "id, name, email, password_hash, is_admin, disabled, quota_bytes, used_bytes, owner_id, created_at, credential_epoch"
+        "id, name, email, password_hash, is_admin, disabled, quota_bytes,
+         CAST(used_bytes + COALESCE((SELECT SUM(s.used) FROM usage_shards s WHERE s.account_id = accounts.id), 0) AS BIGINT) AS used_bytes,
+         owner_id, created_at, credential_epoch"
     };
 }
 

@@ -165,6 +165,41 @@ async fn inline_blobs_keep_their_bytes_in_the_row() {
     });
 }
 
+#[tokio::test]
+async fn usage_without_a_quota_adds_up_across_concurrent_writers_and_a_later_quota_sees_it() {
+    each_backend!(|catalog| {
+        let bob = account(&catalog, "bob", None).await;
+        // Two writers at once (PostgreSQL: two connections, usually two counter rows;
+        // SQLite: the second waits for the first, its only writer).
+        let mut first = catalog.begin().await.unwrap();
+        assert!(first.charge_usage(bob.id, 100).await.unwrap());
+        let other = catalog.clone();
+        let second = tokio::spawn(async move {
+            let mut tx = other.begin().await.unwrap();
+            assert!(tx.charge_usage(bob.id, 120).await.unwrap());
+            assert!(tx.charge_usage(bob.id, -20).await.unwrap());
+            tx.commit().await.unwrap();
+        });
+        first.commit().await.unwrap();
+        second.await.unwrap();
+        let used = |row: Option<AccountRow>| row.unwrap().used_bytes;
+        assert_eq!(used(catalog.account_by_id(bob.id).await.unwrap()), 200);
+        assert_eq!(used(catalog.account_by_name("bob").await.unwrap()), 200);
+
+        let mut tx = catalog.begin().await.unwrap();
+        assert!(tx.set_quota(bob.id, Some(250)).await.unwrap());
+        tx.commit().await.unwrap();
+        let mut tx = catalog.begin().await.unwrap();
+        assert!(
+            !tx.charge_usage(bob.id, 51).await.unwrap(),
+            "the quota counts every shard"
+        );
+        assert!(tx.charge_usage(bob.id, 50).await.unwrap());
+        tx.commit().await.unwrap();
+        assert_eq!(used(catalog.account_by_id(bob.id).await.unwrap()), 250);
+    });
+}
+
 fn keys(rows: &[NodeRow]) -> Vec<&str> {
     rows.iter().map(|r| r.key.as_str()).collect()
 }

@@ -131,11 +131,34 @@ impl Tx {
     /// Adds `delta` bytes to the account's usage. A positive delta is refused (returns
     /// `false`, nothing changed) when it would pass the quota: the check and the update are
     /// one statement, so concurrent uploads cannot both squeeze under the limit.
+    ///
+    /// On PostgreSQL an account without a quota is charged on the counter row of this
+    /// connection (`usage_shards`) instead of its own row, which would otherwise be locked
+    /// from this statement until the commit's flush and queue every other writer of the
+    /// account behind it. An account with a quota takes its row's lock: the check must see
+    /// every other charge.
     pub async fn charge_usage(&mut self, account_id: i64, delta: i64) -> Result<bool> {
+        if let Inner::Postgres(tx) = &mut self.inner {
+            let unlimited = sqlx::query(
+                "INSERT INTO usage_shards (account_id, shard, used)
+                 SELECT id, pg_backend_pid() % 64, $2 FROM accounts WHERE id = $1 AND quota_bytes IS NULL
+                 ON CONFLICT (account_id, shard) DO UPDATE SET used = usage_shards.used + EXCLUDED.used",
+            )
+            .bind(account_id)
+            .bind(delta)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            if unlimited > 0 {
+                return Ok(true);
+            }
+        }
         let done = on_tx!(self, conn => {
             sqlx::query(
                 "UPDATE accounts SET used_bytes = used_bytes + $2
-                 WHERE id = $1 AND ($2 <= 0 OR quota_bytes IS NULL OR used_bytes + $2 <= quota_bytes)",
+                 WHERE id = $1 AND ($2 <= 0 OR quota_bytes IS NULL OR used_bytes
+                     + COALESCE((SELECT SUM(s.used) FROM usage_shards s WHERE s.account_id = $1), 0)
+                     + $2 <= quota_bytes)",
             )
             .bind(account_id)
             .bind(delta)
