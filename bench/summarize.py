@@ -96,6 +96,13 @@ def main(path):
         "PostgreSQL runs with fsync on. Peers run with their defaults; WebDAV peers without "
         "authentication, s3s-fs with a key.\n"
     )
+    out.append(
+        f"This run: `bench/run` (3 rounds) at commit `{machine.get('commit', 'see git log')}`; raw lines "
+        f"`bench/results/{os.path.basename(path)}`, one per `portico-bench` invocation (its "
+        "arguments are the workload's name below: `--workload put --size 4096 --count 2000 "
+        "--concurrency 16` is \"PUT 4 KiB × 2,000, c16\"). What ran: only the servers named in "
+        "each table, the load client and, for Portico on PostgreSQL, PostgreSQL itself.\n"
+    )
     if machine:
         out.append("## Machine\n")
         out.append(
