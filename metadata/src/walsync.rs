@@ -56,27 +56,34 @@ impl WalSync {
                 // Every ticket taken so far belongs to a commit that has finished.
                 let covered = self.tickets.load(Ordering::SeqCst);
                 let wal = self.wal.clone();
-                tokio::task::spawn_blocking(move || match std::fs::File::open(&wal) {
-                    Ok(file) => file.sync_data(),
-                    // No log: the last connection to close checkpointed everything into
-                    // the database file and flushed it before removing the log.
-                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                    Err(err) => Err(err),
-                })
-                .await
-                .map_err(|err| Error::Internal(sqlx::Error::Io(std::io::Error::other(err))))?
-                .map_err(|err| {
-                    Error::Internal(sqlx::Error::Io(std::io::Error::new(
-                        err.kind(),
-                        format!("flushing the catalog's write-ahead log: {err}"),
-                    )))
-                })?;
+                let flushed =
+                    tokio::task::spawn_blocking(move || match std::fs::File::open(&wal) {
+                        Ok(file) => file.sync_data(),
+                        // No log: the last connection to close checkpointed everything into
+                        // the database file and flushed it before removing the log.
+                        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                        Err(err) => Err(err),
+                    })
+                    .await
+                    .map_err(std::io::Error::other)
+                    .and_then(|result| result);
                 // Step down before announcing: a waiter that sees the new value and is still
                 // not covered must find the leadership free, or it would wait for a flush
-                // nobody is going to run.
+                // nobody is going to run. A failed flush is announced too, so its waiters
+                // try (and fail, or succeed) themselves instead of waiting on.
                 drop(leader);
-                self.synced
-                    .send_modify(|synced| *synced = (*synced).max(covered));
+                match flushed {
+                    Ok(()) => self
+                        .synced
+                        .send_modify(|synced| *synced = (*synced).max(covered)),
+                    Err(err) => {
+                        self.synced.send_modify(|_| {});
+                        return Err(Error::Internal(sqlx::Error::Io(std::io::Error::new(
+                            err.kind(),
+                            format!("flushing the catalog's write-ahead log: {err}"),
+                        ))));
+                    }
+                }
                 continue;
             }
             // A flush is running; it may or may not cover us. Wait for it and look again.
