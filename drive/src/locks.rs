@@ -102,7 +102,7 @@ fn granted(timeout: Option<Duration>) -> Duration {
 
 /// The keys a lock covering `path` may be rooted at: the root, every folder above, and
 /// the path itself as a file and as a folder.
-fn candidate_keys(path: &NodePath) -> Vec<String> {
+pub(crate) fn candidate_keys(path: &NodePath) -> Vec<String> {
     let mut keys: Vec<String> = (0..path.depth())
         .map(|depth| NodePath::from_key(&path.segments()[..depth].join("/")).folder_key())
         .collect();
@@ -177,6 +177,19 @@ impl Drive {
                 now.nanos(),
             )
             .await?;
+        let locks: Vec<LockInfo> = rows.iter().map(|r| LockInfo::from_row(r, now)).collect();
+        blocking(&locks, path, scope, ctx)
+    }
+
+    /// The same check on lock rows read already (the lock query of
+    /// `Tx::probe_put`, for `candidate_keys(path)` and below `path`'s folder key).
+    pub(crate) fn check_lock_rows(
+        rows: &[portico_metadata::LockRow],
+        now: Timestamp,
+        ctx: &Ctx,
+        path: &NodePath,
+        scope: LockScope,
+    ) -> Result<()> {
         let locks: Vec<LockInfo> = rows.iter().map(|r| LockInfo::from_row(r, now)).collect();
         blocking(&locks, path, scope, ctx)
     }

@@ -654,6 +654,7 @@ impl Drive {
                 content,
                 version_meta,
                 preconditions,
+                crate::write::WriteTail::default(),
             )
             .await?;
         for (index, row) in chosen.iter().enumerate() {

@@ -504,6 +504,37 @@ async fn quota_is_enforced_before_and_while_bytes_arrive() {
 }
 
 #[tokio::test]
+async fn a_small_write_past_the_quota_is_refused_at_commit_and_leaves_no_row() {
+    for h in harnesses().await {
+        h.drive.create_bucket(&h.alice, "bkt").await.unwrap();
+        h.drive.set_quota("alice", Some(10)).await.unwrap();
+        let put = async |key: &'static str, data: &'static [u8]| {
+            let mut options = PutOptions::new(Kind::File, Parents::CreateImplicit);
+            // Announced small: no early refusal, the commit's charge decides.
+            options.expected_size = Some(data.len() as u64);
+            h.drive.put(&h.alice, &p(key), body(data), options).await
+        };
+        put("bkt/dir/first", b"12345678").await.unwrap();
+        assert!(matches!(
+            put("bkt/dir/second", b"abcdefgh").await,
+            Err(Error::QuotaExceeded)
+        ));
+        assert!(matches!(
+            put("bkt/other/third", b"abcdefgh").await,
+            Err(Error::QuotaExceeded)
+        ));
+        assert!(h.drive.stat(&h.alice, &p("bkt/dir/second"), Kind::File).await.is_err());
+        assert!(h.drive.stat(&h.alice, &p("bkt/other/"), Kind::Folder).await.is_err());
+        assert_eq!(h.drive.usage(&h.alice).await.unwrap().used_bytes, 8);
+        // Overwriting within the quota still works, and the refused writes left no blob.
+        put("bkt/dir/first", b"1").await.unwrap();
+        assert_eq!(h.drive.usage(&h.alice).await.unwrap().used_bytes, 9);
+        let report = h.drive.fsck(false).await.unwrap();
+        assert_eq!(report.blobs_in_catalog, 2, "{report:?}");
+    }
+}
+
+#[tokio::test]
 async fn bad_names_and_preconditions_write_nothing() {
     for h in harnesses().await {
         h.drive.create_bucket(&h.alice, "bkt").await.unwrap();

@@ -8,13 +8,16 @@
 use std::io;
 
 use bytes::Bytes;
-use portico_metadata::{NewBlob, NewNode, NewVersion, NodeRow, Tx, VersionRow};
+use portico_metadata::{
+    NewAudit, NewBlob, NewNode, NewVersion, NewVersionRows, NodeRow, PutProbeQuery, Tx,
+    VersionNode, VersionRow,
+};
 use portico_volume::{BlobLocator, LimitReason, WriteOptions, WrittenBlob};
 
 use crate::checksum::{ChecksumAlgorithm, ExpectedChecksum};
 use crate::conditions::Preconditions;
 use crate::error::{Error, Missing, Result};
-use crate::locks::LockScope;
+use crate::locks::{LockScope, candidate_keys};
 use crate::model::{Ctx, Entry, ObjectAttributes, Timestamp, VersionInfo};
 use crate::names::{Kind, NodePath};
 use crate::read::ReadRequest;
@@ -106,6 +109,16 @@ pub(crate) struct NewContent {
     pub etag: String,
     pub blake3: Option<String>,
     pub parts_count: Option<i64>,
+}
+
+/// The rows a plain write commits along with its version (see `Drive::write_version`).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct WriteTail<'a> {
+    /// The blob the version's bytes were just written to.
+    pub blob: Option<&'a NewBlob>,
+    /// Bytes charged to the account; past its quota the write is refused.
+    pub charge: Option<i64>,
+    pub audit: Option<&'a NewAudit>,
 }
 
 /// Everything but the bytes of a version about to be committed.
@@ -297,34 +310,29 @@ impl Drive {
         })?;
         let md5 = hex::encode(written.md5);
         let blake3 = hex::encode(written.blake3);
+        let blob = match (&written.locator, &written.inline) {
+            (Some(locator), _) => Some(NewBlob {
+                locator: locator.to_string(),
+                size,
+                md5: md5.clone(),
+                blake3: blake3.clone(),
+                data: None,
+            }),
+            // The row's locator names no file; it only keeps locators unique.
+            (None, Some(bytes)) => Some(NewBlob {
+                locator: BlobLocator::generate().to_string(),
+                size,
+                md5: md5.clone(),
+                blake3: blake3.clone(),
+                data: Some(bytes.to_vec()),
+            }),
+            (None, None) => None,
+        };
+        let audit = self.audit(ctx, grant, "put", &path.key(options.kind));
         with_retries(|| async {
             let mut tx = self.inner.catalog.begin().await?;
-            let blob_id = match (&written.locator, &written.inline) {
-                (Some(locator), _) => Some(
-                    tx.insert_blob(&NewBlob {
-                        locator: locator.to_string(),
-                        size,
-                        md5: md5.clone(),
-                        blake3: blake3.clone(),
-                        data: None,
-                    })
-                    .await?,
-                ),
-                // The row's locator names no file; it only keeps locators unique.
-                (None, Some(bytes)) => Some(
-                    tx.insert_blob(&NewBlob {
-                        locator: BlobLocator::generate().to_string(),
-                        size,
-                        md5: md5.clone(),
-                        blake3: blake3.clone(),
-                        data: Some(bytes.to_vec()),
-                    })
-                    .await?,
-                ),
-                (None, None) => None,
-            };
             let content = NewContent {
-                blob_id,
+                blob_id: None,
                 size,
                 etag: md5.clone(),
                 blake3: Some(blake3.clone()),
@@ -346,14 +354,12 @@ impl Drive {
                     content,
                     meta,
                     &options.preconditions,
+                    WriteTail {
+                        blob: blob.as_ref(),
+                        charge: Some(size),
+                        audit: Some(&audit),
+                    },
                 )
-                .await?;
-            // Charged last: the account row is the one every write of the account
-            // updates, so it is locked for as short a time as possible.
-            if !tx.charge_usage(grant.account_id, size).await? {
-                return Err(Error::QuotaExceeded);
-            }
-            tx.insert_audit(&self.audit(ctx, grant, "put", &node.key))
                 .await?;
             tx.commit().await?;
             Ok((
@@ -366,7 +372,9 @@ impl Drive {
 
     /// Makes `content` the new current version of the node of `kind` at `path`, creating
     /// the node (and, per `meta.parents`, its folders) when needed. The caller owns the
-    /// transaction, charges the usage and holds the blob references `content` names.
+    /// transaction and holds the blob references `content` names; `tail` adds the rows a
+    /// plain write commits with it (its new blob, usage charge and audit entry), written
+    /// in the same batch as the version.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn write_version(
         &self,
@@ -378,64 +386,87 @@ impl Drive {
         content: NewContent,
         meta: VersionMeta,
         preconditions: &Preconditions,
+        tail: WriteTail<'_>,
     ) -> Result<(NodeRow, VersionRow)> {
         let key = path.key(kind);
-        let parent = self.ensure_parents(tx, grant, path, meta.parents).await?;
-        let existing = tx.node_by_key_locked(grant.account_id, &key).await?;
+        let parent_key = path
+            .parent()
+            .filter(|parent| !parent.is_root())
+            .map(|parent| parent.folder_key());
+        let folder_key = path.folder_key();
+        let lock_keys = candidate_keys(path);
+        let now = Timestamp::now();
+        // Everything the write depends on, read in one go: the parent folder, the node, a
+        // folder of the same name (WebDAV refuses a file there), and the locks around.
+        let probe = tx
+            .probe_put(&PutProbeQuery {
+                account_id: grant.account_id,
+                parent_key: parent_key.as_deref(),
+                key: &key,
+                other_key: (meta.parents == Parents::MustExist).then_some(folder_key.as_str()),
+                lock_keys: &lock_keys,
+                below: Some(&folder_key),
+                now: now.nanos(),
+            })
+            .await?;
+        let parent = match (&parent_key, probe.parent) {
+            (Some(_), Some(row)) => Some(row),
+            // A missing folder: created here (S3, mkdir -p) or refused (WebDAV).
+            (Some(_), None) => self.ensure_parents(tx, grant, path, meta.parents).await?,
+            (None, _) => None,
+        };
+        let existing = probe.existing;
         let scope = if existing.is_some() {
             LockScope::Content
         } else {
             LockScope::Membership
         };
-        self.check_locks(tx, grant, ctx, path, scope).await?;
+        Self::check_lock_rows(&probe.locks, now, ctx, path, scope)?;
         preconditions.evaluate(existing.as_ref().and_then(current_state), false)?;
-        if meta.parents == Parents::MustExist
-            && tx
-                .node_by_key(grant.account_id, &path.folder_key())
-                .await?
-                .is_some()
-        {
+        if probe.other.is_some() {
             return Err(Error::Conflict("a folder exists at this path"));
         }
-        let modified = meta.modified.unwrap_or_else(Timestamp::now).nanos();
-        let node = match existing {
-            Some(node) => {
-                if node.implicit {
-                    // Writing a folder's marker makes the folder explicit.
-                    tx.set_implicit(node.id, false).await?;
-                }
-                node
-            }
-            None => {
-                tx.insert_node(&NewNode {
-                    account_id: grant.account_id,
-                    parent_id: parent.as_ref().map(|p| p.id),
-                    kind: kind.to_catalog(),
-                    name: path.name().unwrap_or_default().to_owned(),
-                    key,
-                    implicit: false,
-                    mtime: modified,
-                })
-                .await?
-            }
+        let modified = meta.modified.unwrap_or(now).nanos();
+        let new_node = NewNode {
+            account_id: grant.account_id,
+            parent_id: parent.as_ref().map(|p| p.id),
+            kind: kind.to_catalog(),
+            name: path.name().unwrap_or_default().to_owned(),
+            key,
+            implicit: false,
+            mtime: modified,
         };
-        let version = tx
-            .insert_version(&NewVersion {
-                node_id: node.id,
-                version_id: new_version_id(),
-                blob_id: content.blob_id,
-                size: content.size,
-                etag: content.etag,
-                blake3: content.blake3,
-                content_type: meta.content_type,
-                attributes: meta.attributes.to_json(),
-                mtime: modified,
-                created_by: Some(ctx.principal.account_id.0),
-                parts_count: content.parts_count,
-            })
-            .await?;
-        let node = tx.set_current_version(node.id, &version).await?;
-        Ok((node, version))
+        let node = match &existing {
+            // Writing a folder's marker makes an implicit folder explicit.
+            Some(node) => VersionNode::Existing {
+                id: node.id,
+                make_explicit: node.implicit,
+            },
+            None => VersionNode::New(&new_node),
+        };
+        let version = NewVersion {
+            node_id: existing.as_ref().map_or(0, |node| node.id),
+            version_id: new_version_id(),
+            blob_id: content.blob_id,
+            size: content.size,
+            etag: content.etag,
+            blake3: content.blake3,
+            content_type: meta.content_type,
+            attributes: meta.attributes.to_json(),
+            mtime: modified,
+            created_by: Some(ctx.principal.account_id.0),
+            parts_count: content.parts_count,
+        };
+        tx.insert_current_version(&NewVersionRows {
+            account_id: grant.account_id,
+            node,
+            blob: tail.blob,
+            version: &version,
+            charge: tail.charge,
+            audit: tail.audit,
+        })
+        .await?
+        .ok_or(Error::QuotaExceeded)
     }
 
     /// S3 CopyObject: a new version at `target` with the content of a source version —
@@ -555,6 +586,7 @@ impl Drive {
                 content,
                 meta,
                 preconditions,
+                WriteTail::default(),
             )
             .await?;
         if row.parts_count.is_some() {

@@ -130,6 +130,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .global_queue_interval(4)
         .build()
         .expect("tokio runtime");
     match runtime.block_on(run(cli)) {

@@ -29,7 +29,7 @@ use sqlx::sqlite::{
 
 pub use error::{Error, Result};
 pub use rows::*;
-pub use tx::Tx;
+pub use tx::{NewVersionRows, PutProbe, PutProbeQuery, Tx, VersionNode};
 
 /// Expands `$body` once per backend with `$pool` bound to that backend's pool, so one
 /// query text serves both drivers.
@@ -208,13 +208,17 @@ impl Catalog {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));
         let wal = std::sync::Arc::new(walsync::WalSync::new(connect.get_filename().to_path_buf()));
+        // A connection to a local file has nothing to test before use, and the test is a
+        // round trip to the connection's thread: skipped on both pools.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .acquire_timeout(options.acquire_timeout)
             .connect_with(connect.clone())
             .await?;
         let read = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(2))
+            .test_before_acquire(false)
             .acquire_timeout(options.acquire_timeout)
             // Listings read a thousand rows per query: hand them over from the SQLite
             // thread in large batches rather than fifty at a time.

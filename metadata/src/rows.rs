@@ -29,6 +29,17 @@ macro_rules! version_columns {
     };
 }
 
+/// What `INSERT INTO versions … RETURNING` returns: a whole [`VersionRow`], its blob's
+/// locator included.
+macro_rules! version_returning {
+    () => {
+        "id, node_id, version_id, blob_id,
+         (SELECT b.locator FROM blobs b WHERE b.id = versions.blob_id) AS locator,
+         EXISTS (SELECT 1 FROM blobs b WHERE b.id = versions.blob_id AND b.data IS NOT NULL) AS inline,
+         size, etag, blake3, content_type, attributes, parts_count, is_delete_marker, mtime, created_at, created_by"
+    };
+}
+
 macro_rules! upload_columns {
     () => {
         "upload_id, account_id, key, attributes, initiated_by, created_at"

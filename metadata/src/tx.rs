@@ -3,6 +3,10 @@
 
 use sqlx::{Postgres, Sqlite, Transaction};
 
+mod put;
+
+pub use put::{NewVersionRows, PutProbe, PutProbeQuery, VersionNode};
+
 use crate::{
     AccessKeyRow, AccountRow, Backend, KeyRange, LockRow, NewAccount, NewAudit, NewBlob, NewNode,
     NewVersion, NodeRow, PartRow, Purged, Result, SegmentRow, ShareRow, UploadRow, VersionRow,
@@ -154,12 +158,7 @@ impl Tx {
             }
         }
         let done = on_tx!(self, conn => {
-            sqlx::query(
-                "UPDATE accounts SET used_bytes = used_bytes + $2
-                 WHERE id = $1 AND ($2 <= 0 OR quota_bytes IS NULL OR used_bytes
-                     + COALESCE((SELECT SUM(s.used) FROM usage_shards s WHERE s.account_id = $1), 0)
-                     + $2 <= quota_bytes)",
-            )
+            sqlx::query(sqlx::AssertSqlSafe(put::charge_account_sql("$1", "$2")))
             .bind(account_id)
             .bind(delta)
             .execute(conn)
@@ -690,14 +689,11 @@ impl Tx {
         let now = now_nanos();
         // The row comes back whole, its blob's locator included: no second lookup.
         let row: VersionRow = on_tx!(self, conn => {
-            sqlx::query_as(
+            sqlx::query_as(concat!(
                 "INSERT INTO versions (node_id, version_id, blob_id, size, etag, blake3, content_type, attributes, mtime, created_at, created_by, parts_count)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-                 RETURNING id, node_id, version_id, blob_id,
-                     (SELECT b.locator FROM blobs b WHERE b.id = versions.blob_id) AS locator,
-                     EXISTS (SELECT 1 FROM blobs b WHERE b.id = versions.blob_id AND b.data IS NOT NULL) AS inline,
-                     size, etag, blake3, content_type, attributes, parts_count, is_delete_marker, mtime, created_at, created_by",
-            )
+                 RETURNING ", version_returning!()
+            ))
             .bind(version.node_id)
             .bind(&version.version_id)
             .bind(version.blob_id)

@@ -1,0 +1,390 @@
+//! The reads and writes of a new version, each sent as one batch.
+//!
+//! SQLite runs on one writer thread that owns the connection; every statement is a hand-off
+//! to it and back, and the write lock is held across all of them. A small PUT made about a
+//! dozen such trips while holding the lock, so the lock's hold time — and with it how many
+//! writes a second the catalog takes — was set by thread wake-ups, not by SQLite. Here the
+//! statements that do not depend on each other's answers go in one multi-statement query
+//! (one trip): the lookups a write needs in one, the rows it writes in another. On
+//! PostgreSQL the same calls run statement by statement, in the order and with the row
+//! locks the single-statement methods take.
+
+use futures::TryStreamExt;
+use sqlx::{Either, Executor, FromRow};
+
+use super::{Inner, Tx};
+use crate::{
+    LockRow, NewAudit, NewBlob, NewNode, NewVersion, NodeRow, Result, VersionRow, locks_near_sql,
+    now_nanos, prefix_end,
+};
+
+/// What to look up before writing a version at `key`.
+pub struct PutProbeQuery<'a> {
+    pub account_id: i64,
+    /// The folder the node lives in (`None` at the top level); held against deletion until
+    /// commit, as [`Tx::folder_kept`].
+    pub parent_key: Option<&'a str>,
+    /// The node itself, locked as [`Tx::node_by_key_locked`].
+    pub key: &'a str,
+    /// Another live node asked about (a folder of the same name, for WebDAV).
+    pub other_key: Option<&'a str>,
+    /// Locks on these exact keys, and strictly below `below`, live at `now`.
+    pub lock_keys: &'a [String],
+    pub below: Option<&'a str>,
+    pub now: i64,
+}
+
+/// The answers to a [`PutProbeQuery`].
+#[derive(Debug, Default)]
+pub struct PutProbe {
+    pub parent: Option<NodeRow>,
+    pub existing: Option<NodeRow>,
+    pub other: Option<NodeRow>,
+    pub locks: Vec<LockRow>,
+}
+
+/// The node a new version goes to.
+pub enum VersionNode<'a> {
+    /// An existing node; `make_explicit` turns an implicit folder marker into a real one.
+    Existing {
+        id: i64,
+        make_explicit: bool,
+    },
+    New(&'a NewNode),
+}
+
+/// The rows of one new version. `version.node_id` is taken from `node`, and
+/// `version.blob_id` from `blob` when one is inserted here.
+pub struct NewVersionRows<'a> {
+    pub account_id: i64,
+    pub node: VersionNode<'a>,
+    pub blob: Option<&'a NewBlob>,
+    pub version: &'a NewVersion,
+    /// Bytes charged to the account (refused past its quota).
+    pub charge: Option<i64>,
+    pub audit: Option<&'a NewAudit>,
+}
+
+/// One bound value of a batch, in placeholder order.
+enum Arg {
+    Int(Option<i64>),
+    Text(Option<String>),
+    Bytes(Option<Vec<u8>>),
+    Bool(bool),
+}
+
+/// A multi-statement SQLite query under construction: placeholders are numbered across all
+/// its statements.
+#[derive(Default)]
+struct Batch {
+    sql: String,
+    args: Vec<Arg>,
+    statements: usize,
+}
+
+impl Batch {
+    /// Binds `arg` and returns its placeholder.
+    fn arg(&mut self, arg: Arg) -> String {
+        self.args.push(arg);
+        format!("${}", self.args.len())
+    }
+
+    fn push(&mut self, statement: &str) -> usize {
+        self.sql.push_str(statement);
+        self.sql.push_str(";\n");
+        self.statements += 1;
+        self.statements - 1
+    }
+
+    /// Runs every statement in one trip to the connection's thread; per statement, the rows
+    /// it returned and how many rows it changed.
+    async fn run(
+        self,
+        conn: &mut sqlx::SqliteConnection,
+    ) -> Result<Vec<(Vec<sqlx::sqlite::SqliteRow>, u64)>> {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(self.sql));
+        for arg in self.args {
+            query = match arg {
+                Arg::Int(v) => query.bind(v),
+                Arg::Text(v) => query.bind(v),
+                Arg::Bytes(v) => query.bind(v),
+                Arg::Bool(v) => query.bind(v),
+            };
+        }
+        let mut results = Vec::with_capacity(self.statements);
+        let mut rows = Vec::new();
+        let mut stream = conn.fetch_many(query);
+        while let Some(item) = stream.try_next().await? {
+            match item {
+                Either::Left(done) => {
+                    results.push((std::mem::take(&mut rows), done.rows_affected()));
+                }
+                Either::Right(row) => rows.push(row),
+            }
+        }
+        if results.len() != self.statements {
+            return Err(crate::Error::Invalid(format!(
+                "a batch of {} statements answered for {}",
+                self.statements,
+                results.len()
+            )));
+        }
+        Ok(results)
+    }
+}
+
+const LIVE_NODE_BY_KEY: &str = concat!(
+    "SELECT ",
+    node_columns!(),
+    " FROM nodes WHERE account_id = $1 AND key = {} AND trashed_at IS NULL"
+);
+
+fn first<T: for<'r> FromRow<'r, sqlx::sqlite::SqliteRow>>(
+    rows: &[sqlx::sqlite::SqliteRow],
+) -> Result<Option<T>> {
+    Ok(rows.first().map(T::from_row).transpose()?)
+}
+
+impl Tx {
+    /// The lookups a new version at `query.key` depends on, in one trip on SQLite.
+    pub async fn probe_put(&mut self, query: &PutProbeQuery<'_>) -> Result<PutProbe> {
+        let Inner::Sqlite(tx) = &mut self.inner else {
+            return self.probe_put_one_by_one(query).await;
+        };
+        // The lock query comes first: its placeholders are numbered from $1 (account) and
+        // $2 (now), as `locks_near_sql` writes them.
+        let mut batch = Batch::default();
+        batch.arg(Arg::Int(Some(query.account_id)));
+        batch.arg(Arg::Int(Some(query.now)));
+        for key in query.lock_keys {
+            batch.arg(Arg::Text(Some(key.clone())));
+        }
+        if let Some(below) = query.below {
+            batch.arg(Arg::Text(Some(below.to_owned())));
+            batch.arg(Arg::Text(Some(prefix_end(below))));
+        }
+        let locks_at = batch.push(&locks_near_sql(
+            query.lock_keys.len(),
+            query.below.is_some(),
+        ));
+        let node_at = |batch: &mut Batch, key: &str| {
+            let placeholder = batch.arg(Arg::Text(Some(key.to_owned())));
+            batch.push(&LIVE_NODE_BY_KEY.replace("{}", &placeholder))
+        };
+        let parent_at = query.parent_key.map(|key| node_at(&mut batch, key));
+        let existing_at = node_at(&mut batch, query.key);
+        let other_at = query.other_key.map(|key| node_at(&mut batch, key));
+        let results = batch.run(&mut **tx).await?;
+        Ok(PutProbe {
+            parent: match parent_at {
+                Some(at) => first(&results[at].0)?,
+                None => None,
+            },
+            existing: first(&results[existing_at].0)?,
+            other: match other_at {
+                Some(at) => first(&results[at].0)?,
+                None => None,
+            },
+            locks: results[locks_at]
+                .0
+                .iter()
+                .map(LockRow::from_row)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// Writes a new version and makes it current: the blob row (when given), the node (new,
+    /// or made explicit), the version, the node's listing columns, the usage charge and the
+    /// audit entry — on SQLite in one trip. `None` when the charge would pass the account's
+    /// quota; nothing is then to be committed.
+    pub async fn insert_current_version(
+        &mut self,
+        rows: &NewVersionRows<'_>,
+    ) -> Result<Option<(NodeRow, VersionRow)>> {
+        let Inner::Sqlite(tx) = &mut self.inner else {
+            return self.insert_current_version_one_by_one(rows).await;
+        };
+        let now = now_nanos();
+        let mut batch = Batch::default();
+        let account = batch.arg(Arg::Int(Some(rows.account_id)));
+        let node_id = match rows.node {
+            VersionNode::Existing { id, make_explicit } => {
+                let id = batch.arg(Arg::Int(Some(id)));
+                if make_explicit {
+                    batch.push(&format!(
+                        "UPDATE nodes SET implicit = FALSE WHERE id = {id}"
+                    ));
+                }
+                id
+            }
+            VersionNode::New(node) => {
+                let values = [
+                    batch.arg(Arg::Int(node.parent_id)),
+                    batch.arg(Arg::Int(Some(node.kind))),
+                    batch.arg(Arg::Text(Some(node.name.clone()))),
+                    batch.arg(Arg::Text(Some(node.key.clone()))),
+                    batch.arg(Arg::Bool(node.implicit)),
+                    batch.arg(Arg::Int(Some(node.mtime))),
+                    batch.arg(Arg::Int(Some(now))),
+                ];
+                batch.push(&format!(
+                    "INSERT INTO nodes (account_id, parent_id, kind, name, key, implicit, mtime, created_at) VALUES ({account}, {})",
+                    values.join(", ")
+                ));
+                format!(
+                    "(SELECT id FROM nodes WHERE account_id = {account} AND key = {} AND trashed_at IS NULL)",
+                    values[3]
+                )
+            }
+        };
+        let blob_id = match rows.blob {
+            Some(blob) => {
+                let locator = batch.arg(Arg::Text(Some(blob.locator.clone())));
+                let values = [
+                    batch.arg(Arg::Int(Some(blob.size))),
+                    batch.arg(Arg::Text(Some(blob.md5.clone()))),
+                    batch.arg(Arg::Text(Some(blob.blake3.clone()))),
+                    batch.arg(Arg::Int(Some(now))),
+                    batch.arg(Arg::Bytes(blob.data.clone())),
+                ];
+                batch.push(&format!(
+                    "INSERT INTO blobs (locator, size, md5, blake3, refcount, created_at, data) VALUES ({locator}, {}, {}, {}, 1, {}, {})",
+                    values[0], values[1], values[2], values[3], values[4]
+                ));
+                format!("(SELECT id FROM blobs WHERE locator = {locator})")
+            }
+            None => batch.arg(Arg::Int(rows.version.blob_id)),
+        };
+        let v = rows.version;
+        let version_id = batch.arg(Arg::Text(Some(v.version_id.clone())));
+        let values = [
+            batch.arg(Arg::Int(Some(v.size))),
+            batch.arg(Arg::Text(Some(v.etag.clone()))),
+            batch.arg(Arg::Text(v.blake3.clone())),
+            batch.arg(Arg::Text(v.content_type.clone())),
+            batch.arg(Arg::Text(Some(v.attributes.clone()))),
+            batch.arg(Arg::Int(Some(v.mtime))),
+            batch.arg(Arg::Int(Some(now))),
+            batch.arg(Arg::Int(v.created_by)),
+            batch.arg(Arg::Int(v.parts_count)),
+        ];
+        let version_at = batch.push(&format!(
+            concat!(
+                "INSERT INTO versions (node_id, version_id, blob_id, size, etag, blake3, content_type, attributes, mtime, created_at, created_by, parts_count)",
+                " VALUES ({node_id}, {version_id}, {blob_id}, {values}) RETURNING ",
+                version_returning!()
+            ),
+            node_id = node_id,
+            version_id = version_id,
+            blob_id = blob_id,
+            values = values.join(", ")
+        ));
+        let node_at = batch.push(&format!(
+            concat!(
+                "UPDATE nodes SET (version_row, size, etag, content_type, mtime) =",
+                " (SELECT id, size, etag, content_type, mtime FROM versions WHERE version_id = {version_id})",
+                " WHERE id = {node_id} RETURNING ",
+                node_columns!()
+            ),
+            version_id = version_id,
+            node_id = node_id
+        ));
+        let charge_at = rows.charge.map(|delta| {
+            let delta = batch.arg(Arg::Int(Some(delta)));
+            batch.push(&charge_account_sql(&account, &delta))
+        });
+        if let Some(audit) = rows.audit {
+            let values = [
+                batch.arg(Arg::Int(Some(now))),
+                batch.arg(Arg::Int(audit.account_id)),
+                batch.arg(Arg::Int(audit.actor_id)),
+                batch.arg(Arg::Text(Some(audit.protocol.clone()))),
+                batch.arg(Arg::Text(Some(audit.action.clone()))),
+                batch.arg(Arg::Text(audit.key.clone())),
+                batch.arg(Arg::Text(audit.detail.clone())),
+                batch.arg(Arg::Text(audit.request_id.clone())),
+            ];
+            batch.push(&format!(
+                "INSERT INTO audit_log (at, account_id, actor_id, protocol, action, key, detail, request_id) VALUES ({})",
+                values.join(", ")
+            ));
+        }
+        let results = batch.run(&mut **tx).await?;
+        if let Some(at) = charge_at
+            && results[at].1 == 0
+        {
+            return Ok(None);
+        }
+        let version: VersionRow = first(&results[version_at].0)?
+            .ok_or_else(|| crate::Error::Invalid("the version insert returned no row".into()))?;
+        let node: NodeRow = first(&results[node_at].0)?
+            .ok_or_else(|| crate::Error::Invalid("the version's node is gone".into()))?;
+        Ok(Some((node, version)))
+    }
+
+    /// [`Tx::probe_put`] statement by statement (PostgreSQL), taking the row locks in the
+    /// order every writer takes them: the folder, then the node.
+    async fn probe_put_one_by_one(&mut self, query: &PutProbeQuery<'_>) -> Result<PutProbe> {
+        let parent = match query.parent_key {
+            Some(key) => self.folder_kept(query.account_id, key).await?,
+            None => None,
+        };
+        let existing = self.node_by_key_locked(query.account_id, query.key).await?;
+        let other = match query.other_key {
+            Some(key) => self.node_by_key(query.account_id, key).await?,
+            None => None,
+        };
+        let locks = self
+            .locks_near(query.account_id, query.lock_keys, query.below, query.now)
+            .await?;
+        Ok(PutProbe {
+            parent,
+            existing,
+            other,
+            locks,
+        })
+    }
+
+    /// [`Tx::insert_current_version`] statement by statement (PostgreSQL), in the order
+    /// that holds the account's row lock for the shortest time: the charge last but one.
+    async fn insert_current_version_one_by_one(
+        &mut self,
+        rows: &NewVersionRows<'_>,
+    ) -> Result<Option<(NodeRow, VersionRow)>> {
+        let mut version = rows.version.clone();
+        if let Some(blob) = rows.blob {
+            version.blob_id = Some(self.insert_blob(blob).await?);
+        }
+        version.node_id = match rows.node {
+            VersionNode::Existing { id, make_explicit } => {
+                if make_explicit {
+                    self.set_implicit(id, false).await?;
+                }
+                id
+            }
+            VersionNode::New(node) => self.insert_node(node).await?.id,
+        };
+        let version = self.insert_version(&version).await?;
+        let node = self.set_current_version(version.node_id, &version).await?;
+        if let Some(delta) = rows.charge
+            && !self.charge_usage(rows.account_id, delta).await?
+        {
+            return Ok(None);
+        }
+        if let Some(audit) = rows.audit {
+            self.insert_audit(audit).await?;
+        }
+        Ok(Some((node, version)))
+    }
+}
+
+/// Charges `delta` bytes to `account` (both placeholders) unless that would pass its quota:
+/// then no row changes.
+pub(super) fn charge_account_sql(account: &str, delta: &str) -> String {
+    format!(
+        "UPDATE accounts SET used_bytes = used_bytes + {delta}
+         WHERE id = {account} AND ({delta} <= 0 OR quota_bytes IS NULL OR used_bytes
+             + COALESCE((SELECT SUM(s.used) FROM usage_shards s WHERE s.account_id = {account}), 0)
+             + {delta} <= quota_bytes)"
+    )
+}
