@@ -523,8 +523,18 @@ async fn a_small_write_past_the_quota_is_refused_at_commit_and_leaves_no_row() {
             put("bkt/other/third", b"abcdefgh").await,
             Err(Error::QuotaExceeded)
         ));
-        assert!(h.drive.stat(&h.alice, &p("bkt/dir/second"), Kind::File).await.is_err());
-        assert!(h.drive.stat(&h.alice, &p("bkt/other/"), Kind::Folder).await.is_err());
+        assert!(
+            h.drive
+                .stat(&h.alice, &p("bkt/dir/second"), Kind::File)
+                .await
+                .is_err()
+        );
+        assert!(
+            h.drive
+                .stat(&h.alice, &p("bkt/other/"), Kind::Folder)
+                .await
+                .is_err()
+        );
         assert_eq!(h.drive.usage(&h.alice).await.unwrap().used_bytes, 8);
         // Overwriting within the quota still works, and the refused writes left no blob.
         put("bkt/dir/first", b"1").await.unwrap();

@@ -4,6 +4,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
+use std::num::NonZeroU64;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -16,6 +17,10 @@ use crate::{BlobLocator, Error, Result};
 
 const READ_CHUNK: usize = 256 * 1024;
 const QUEUE_DEPTH: usize = 4;
+/// How far ahead of the reader the kernel is asked to be fetching. Its own readahead keeps
+/// one window of a few hundred KiB in flight; asking for the next several MiB keeps the
+/// disk's queue deep, which is what a cold read of a large file is bound by.
+const READ_AHEAD: u64 = 8 << 20;
 
 /// A stream of one blob's bytes in a range. `Send + Sync`, as s3s bodies require.
 pub struct BlobStream {
@@ -79,7 +84,7 @@ pub(crate) async fn open(segments: Vec<(PathBuf, BlobLocator, Range<u64>)>) -> R
         let mut files = Vec::with_capacity(segments.len());
         for (path, locator, range) in segments {
             match open_at(path, range.start) {
-                Ok(file) => files.push((file, range.end.saturating_sub(range.start))),
+                Ok(file) => files.push((file, range.start, range.end.saturating_sub(range.start))),
                 Err(err) if err.kind() == io::ErrorKind::NotFound => {
                     return Err(Error::Missing(locator));
                 }
@@ -93,8 +98,8 @@ pub(crate) async fn open(segments: Vec<(PathBuf, BlobLocator, Range<u64>)>) -> R
     let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
     if length > 0 {
         tokio::task::spawn_blocking(move || {
-            for (file, length) in opened {
-                if !pump(file, length, &sender) {
+            for (file, offset, length) in opened {
+                if !pump(file, offset, length, &sender) {
                     return;
                 }
             }
@@ -114,10 +119,31 @@ fn open_at(path: PathBuf, offset: u64) -> io::Result<File> {
     Ok(file)
 }
 
-/// Reads until `length` bytes are sent (true), or the file ends or the receiver goes
-/// away (false: stop).
-fn pump(mut file: File, mut length: u64, sender: &mpsc::Sender<io::Result<Bytes>>) -> bool {
+/// Reads until `length` bytes from `offset` (where `file` is positioned) are sent (true),
+/// or the file ends or the receiver goes away (false: stop).
+fn pump(
+    mut file: File,
+    offset: u64,
+    mut length: u64,
+    sender: &mpsc::Sender<io::Result<Bytes>>,
+) -> bool {
+    use rustix::fs::{Advice, fadvise};
+    let end = offset.saturating_add(length);
+    // Hints only: a filesystem that ignores them reads the same bytes, just slower.
+    let _ = fadvise(&file, offset, NonZeroU64::new(length), Advice::Sequential);
+    let mut advised = offset;
     while length > 0 {
+        let position = end - length;
+        if advised < end && advised < position + READ_AHEAD {
+            let until = (position + 2 * READ_AHEAD).min(end);
+            let _ = fadvise(
+                &file,
+                advised,
+                NonZeroU64::new(until - advised),
+                Advice::WillNeed,
+            );
+            advised = until;
+        }
         let want = usize::try_from(length)
             .unwrap_or(usize::MAX)
             .min(READ_CHUNK);

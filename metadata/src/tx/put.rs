@@ -174,7 +174,7 @@ impl Tx {
         let parent_at = query.parent_key.map(|key| node_at(&mut batch, key));
         let existing_at = node_at(&mut batch, query.key);
         let other_at = query.other_key.map(|key| node_at(&mut batch, key));
-        let results = batch.run(&mut **tx).await?;
+        let results = batch.run(tx).await?;
         Ok(PutProbe {
             parent: match parent_at {
                 Some(at) => first(&results[at].0)?,
@@ -309,7 +309,7 @@ impl Tx {
                 values.join(", ")
             ));
         }
-        let results = batch.run(&mut **tx).await?;
+        let results = batch.run(tx).await?;
         if let Some(at) = charge_at
             && results[at].1 == 0
         {
