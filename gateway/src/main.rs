@@ -130,6 +130,9 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Tasks woken from other threads (SQLite connection threads, blocking I/O) wait in
+        // the shared queue; the self-tuned default looks there about every 200 µs under
+        // load, and one of them may hold the catalog's write lock. See ARCHITECTURE.md.
         .global_queue_interval(4)
         .build()
         .expect("tokio runtime");
