@@ -119,6 +119,8 @@ pub(crate) struct WriteTail<'a> {
     /// Bytes charged to the account; past its quota the write is refused.
     pub charge: Option<i64>,
     pub audit: Option<&'a NewAudit>,
+    /// Nothing follows before the commit: the catalog may commit with these rows.
+    pub last: bool,
 }
 
 /// Everything but the bytes of a version about to be committed.
@@ -358,6 +360,7 @@ impl Drive {
                         blob: blob.as_ref(),
                         charge: Some(size),
                         audit: Some(&audit),
+                        last: true,
                     },
                 )
                 .await?;
@@ -464,6 +467,8 @@ impl Drive {
             version: &version,
             charge: tail.charge,
             audit: tail.audit,
+            commit: tail.last,
+            unlimited: probe.unlimited,
         })
         .await?
         .ok_or(Error::QuotaExceeded)

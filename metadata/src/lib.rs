@@ -274,8 +274,9 @@ impl Catalog {
         Ok(())
     }
 
-    /// Starts a write transaction. On SQLite this is `BEGIN IMMEDIATE`, so the write lock
-    /// is taken up front and a transaction never fails half-way on a lock upgrade.
+    /// Starts a write transaction. On SQLite it takes the one writer connection and sends
+    /// `BEGIN IMMEDIATE` with its first statement, so the write lock is held before anything
+    /// is read and a transaction never fails half-way on a lock upgrade.
     pub async fn begin(&self) -> Result<Tx> {
         Tx::begin(&self.backend).await
     }

@@ -609,3 +609,46 @@ fn database_passwords_are_redacted() {
         "sqlite://./data/catalog.db"
     );
 }
+
+#[tokio::test]
+async fn a_transaction_dropped_mid_way_rolls_back_before_the_next_one_runs() {
+    each_backend!(|catalog| {
+        let alice = account(&catalog, "alice", None).await;
+        {
+            let mut tx = catalog.begin().await.unwrap();
+            node(&mut tx, alice.id, None, "gone/", false).await;
+            // Dropped without commit (an error, or the request went away).
+        }
+        let mut tx = catalog.begin().await.unwrap();
+        assert!(tx.node_by_key(alice.id, "gone/").await.unwrap().is_none());
+        node(&mut tx, alice.id, None, "kept/", false).await;
+        tx.commit().await.unwrap();
+        assert!(
+            catalog
+                .node_by_key(alice.id, "kept/")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            catalog
+                .node_by_key(alice.id, "gone/")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // A transaction that never sent a statement commits (and rolls back) as nothing.
+        catalog.begin().await.unwrap().commit().await.unwrap();
+        catalog.begin().await.unwrap().rollback().await.unwrap();
+        let mut tx = catalog.begin().await.unwrap();
+        node(&mut tx, alice.id, None, "rolled/", false).await;
+        tx.rollback().await.unwrap();
+        assert!(
+            catalog
+                .node_by_key(alice.id, "rolled/")
+                .await
+                .unwrap()
+                .is_none()
+        );
+    });
+}

@@ -1,9 +1,10 @@
 //! Write transactions. Every mutation the drive makes runs inside one `Tx`, so a request
 //! either commits all its rows (node, version, blob, usage, audit) or none.
 
-use sqlx::{Postgres, Sqlite, Transaction};
+use sqlx::{Postgres, Transaction};
 
 mod put;
+mod sqlite;
 
 pub use put::{NewVersionRows, PutProbe, PutProbeQuery, VersionNode};
 
@@ -14,7 +15,7 @@ use crate::{
 };
 
 enum Inner {
-    Sqlite(Transaction<'static, Sqlite>),
+    Sqlite(sqlite::SqliteTx),
     Postgres(Transaction<'static, Postgres>),
 }
 
@@ -30,7 +31,7 @@ macro_rules! on_tx {
     ($self:expr, $conn:ident => $body:expr) => {
         match &mut $self.inner {
             Inner::Sqlite(tx) => {
-                let $conn = &mut **tx;
+                let $conn = tx.conn().await?;
                 $body
             }
             Inner::Postgres(tx) => {
@@ -45,7 +46,8 @@ impl Tx {
     pub(crate) async fn begin(backend: &Backend) -> Result<Self> {
         let (inner, wal) = match backend {
             Backend::Sqlite { write, wal, .. } => (
-                Inner::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?),
+                // BEGIN IMMEDIATE goes with the first statement (`sqlite.rs`).
+                Inner::Sqlite(sqlite::SqliteTx::new(write.acquire().await?)),
                 Some(wal.clone()),
             ),
             Backend::Postgres(pool) => (Inner::Postgres(pool.begin().await?), None),
@@ -57,11 +59,14 @@ impl Tx {
     /// is released first and the commit then waits for the WAL flush it shares with every
     /// other commit in flight.
     pub async fn commit(self) -> Result<()> {
-        match self.inner {
-            Inner::Sqlite(tx) => tx.commit().await?,
-            Inner::Postgres(tx) => tx.commit().await?,
-        }
-        if let Some(wal) = self.wal {
+        let wrote = match self.inner {
+            Inner::Sqlite(mut tx) => tx.commit().await?,
+            Inner::Postgres(tx) => {
+                tx.commit().await?;
+                false
+            }
+        };
+        if wrote && let Some(wal) = self.wal {
             wal.sync().await?;
         }
         Ok(())
@@ -69,7 +74,7 @@ impl Tx {
 
     pub async fn rollback(self) -> Result<()> {
         match self.inner {
-            Inner::Sqlite(tx) => tx.rollback().await?,
+            Inner::Sqlite(mut tx) => tx.rollback().await?,
             Inner::Postgres(tx) => tx.rollback().await?,
         }
         Ok(())
@@ -255,6 +260,7 @@ impl Tx {
     ) -> Result<Option<NodeRow>> {
         Ok(match &mut self.inner {
             Inner::Sqlite(tx) => {
+                let conn = tx.conn().await?;
                 sqlx::query_as(concat!(
                     "SELECT ",
                     node_columns!(),
@@ -262,7 +268,7 @@ impl Tx {
                 ))
                 .bind(account_id)
                 .bind(key)
-                .fetch_optional(&mut **tx)
+                .fetch_optional(conn)
                 .await?
             }
             Inner::Postgres(tx) => sqlx::query_as(concat!(
@@ -282,13 +288,14 @@ impl Tx {
     pub async fn node_by_id_locked(&mut self, node_id: i64) -> Result<Option<NodeRow>> {
         Ok(match &mut self.inner {
             Inner::Sqlite(tx) => {
+                let conn = tx.conn().await?;
                 sqlx::query_as(concat!(
                     "SELECT ",
                     node_columns!(),
                     " FROM nodes WHERE id = $1"
                 ))
                 .bind(node_id)
-                .fetch_optional(&mut **tx)
+                .fetch_optional(conn)
                 .await?
             }
             Inner::Postgres(tx) => {
@@ -313,7 +320,7 @@ impl Tx {
             ))
             .bind(account_id)
             .bind(key)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(tx.conn().await?)
             .await?,
             Inner::Postgres(tx) => sqlx::query_as(concat!(
                 "SELECT ", node_columns!(), " FROM nodes WHERE account_id = $1 AND key = $2 AND trashed_at IS NULL FOR KEY SHARE"
@@ -974,13 +981,14 @@ impl Tx {
     pub async fn upload_for_update(&mut self, upload_id: &str) -> Result<Option<UploadRow>> {
         Ok(match &mut self.inner {
             Inner::Sqlite(tx) => {
+                let conn = tx.conn().await?;
                 sqlx::query_as(concat!(
                     "SELECT ",
                     upload_columns!(),
                     " FROM multipart_uploads WHERE upload_id = $1"
                 ))
                 .bind(upload_id)
-                .fetch_optional(&mut **tx)
+                .fetch_optional(conn)
                 .await?
             }
             Inner::Postgres(tx) => {

@@ -12,6 +12,7 @@
 use futures::TryStreamExt;
 use sqlx::{Either, Executor, FromRow};
 
+use super::sqlite::SqliteTx;
 use super::{Inner, Tx};
 use crate::{
     LockRow, NewAudit, NewBlob, NewNode, NewVersion, NodeRow, Result, VersionRow, locks_near_sql,
@@ -37,6 +38,9 @@ pub struct PutProbeQuery<'a> {
 /// The answers to a [`PutProbeQuery`].
 #[derive(Debug, Default)]
 pub struct PutProbe {
+    /// SQLite: the account has no quota, so a charge to it cannot be refused (read under
+    /// the write lock, which the transaction holds until it ends). PostgreSQL: `false`.
+    pub unlimited: bool,
     pub parent: Option<NodeRow>,
     pub existing: Option<NodeRow>,
     pub other: Option<NodeRow>,
@@ -63,6 +67,12 @@ pub struct NewVersionRows<'a> {
     /// Bytes charged to the account (refused past its quota).
     pub charge: Option<i64>,
     pub audit: Option<&'a NewAudit>,
+    /// The caller writes nothing more: on SQLite the batch may end with `COMMIT` when none
+    /// of its rows can be refused (no charge, or `unlimited`), saving a trip; `Tx::commit`
+    /// then only waits for the flush.
+    pub commit: bool,
+    /// [`PutProbe::unlimited`] of the same transaction.
+    pub unlimited: bool,
 }
 
 /// One bound value of a batch, in placeholder order.
@@ -96,13 +106,25 @@ impl Batch {
         self.statements - 1
     }
 
-    /// Runs every statement in one trip to the connection's thread; per statement, the rows
-    /// it returned and how many rows it changed.
+    /// Runs every statement in one trip to the connection's thread — the transaction's
+    /// `BEGIN IMMEDIATE` first if it has not begun, and `COMMIT` last if `commit` — and
+    /// returns, per statement pushed, the rows it returned and how many rows it changed.
     async fn run(
         self,
-        conn: &mut sqlx::SqliteConnection,
+        tx: &mut SqliteTx,
+        commit: bool,
     ) -> Result<Vec<(Vec<sqlx::sqlite::SqliteRow>, u64)>> {
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(self.sql));
+        let (begin, conn) = tx.batch_conn();
+        let mut sql = String::with_capacity(self.sql.len() + 32);
+        if begin {
+            sql.push_str("BEGIN IMMEDIATE;\n");
+        }
+        sql.push_str(&self.sql);
+        if commit {
+            sql.push_str("COMMIT;\n");
+        }
+        let expected = self.statements + usize::from(begin) + usize::from(commit);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for arg in self.args {
             query = match arg {
                 Arg::Int(v) => query.bind(v),
@@ -122,12 +144,19 @@ impl Batch {
                 Either::Right(row) => rows.push(row),
             }
         }
-        if results.len() != self.statements {
+        drop(stream);
+        if results.len() != expected {
             return Err(crate::Error::Invalid(format!(
-                "a batch of {} statements answered for {}",
-                self.statements,
+                "a batch of {expected} statements answered for {}",
                 results.len()
             )));
+        }
+        if commit {
+            tx.committed_by_batch();
+            results.pop();
+        }
+        if begin {
+            results.remove(0);
         }
         Ok(results)
     }
@@ -174,8 +203,12 @@ impl Tx {
         let parent_at = query.parent_key.map(|key| node_at(&mut batch, key));
         let existing_at = node_at(&mut batch, query.key);
         let other_at = query.other_key.map(|key| node_at(&mut batch, key));
-        let results = batch.run(tx).await?;
+        let unlimited_at =
+            batch.push("SELECT quota_bytes IS NULL AS unlimited FROM accounts WHERE id = $1");
+        let results = batch.run(tx, false).await?;
+        let (unlimited,): (bool,) = first(&results[unlimited_at].0)?.unwrap_or((false,));
         Ok(PutProbe {
+            unlimited,
             parent: match parent_at {
                 Some(at) => first(&results[at].0)?,
                 None => None,
@@ -309,7 +342,8 @@ impl Tx {
                 values.join(", ")
             ));
         }
-        let results = batch.run(tx).await?;
+        let commit = rows.commit && (rows.charge.is_none() || rows.unlimited);
+        let results = batch.run(tx, commit).await?;
         if let Some(at) = charge_at
             && results[at].1 == 0
         {
@@ -338,6 +372,7 @@ impl Tx {
             .locks_near(query.account_id, query.lock_keys, query.below, query.now)
             .await?;
         Ok(PutProbe {
+            unlimited: false,
             parent,
             existing,
             other,
