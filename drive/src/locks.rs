@@ -177,8 +177,7 @@ impl Drive {
                 now.nanos(),
             )
             .await?;
-        let locks: Vec<LockInfo> = rows.iter().map(|r| LockInfo::from_row(r, now)).collect();
-        blocking(&locks, path, scope, ctx)
+        Self::check_lock_rows(&rows, now, ctx, path, scope)
     }
 
     /// The same check on lock rows read already (the lock query of

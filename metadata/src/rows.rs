@@ -29,6 +29,29 @@ macro_rules! version_columns {
     };
 }
 
+/// The INSERT heads of the rows a write adds, shared by the single-statement methods and
+/// the batched new version (`tx/put.rs`), so the two cannot name different columns.
+macro_rules! insert_node {
+    () => {
+        "INSERT INTO nodes (account_id, parent_id, kind, name, key, implicit, mtime, created_at)"
+    };
+}
+macro_rules! insert_blob {
+    () => {
+        "INSERT INTO blobs (locator, size, md5, blake3, refcount, created_at, data)"
+    };
+}
+macro_rules! insert_version {
+    () => {
+        "INSERT INTO versions (node_id, version_id, blob_id, size, etag, blake3, content_type, attributes, mtime, created_at, created_by, parts_count)"
+    };
+}
+macro_rules! insert_audit {
+    () => {
+        "INSERT INTO audit_log (at, account_id, actor_id, protocol, action, key, detail, request_id)"
+    };
+}
+
 /// What `INSERT INTO versions … RETURNING` returns: a whole [`VersionRow`], its blob's
 /// locator included.
 macro_rules! version_returning {

@@ -344,7 +344,7 @@ impl Tx {
     pub async fn insert_node(&mut self, node: &NewNode) -> Result<NodeRow> {
         Ok(on_tx!(self, conn => {
             sqlx::query_as(concat!(
-                "INSERT INTO nodes (account_id, parent_id, kind, name, key, implicit, mtime, created_at)",
+                insert_node!(),
                 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ", node_columns!()
             ))
             .bind(node.account_id)
@@ -670,7 +670,7 @@ impl Tx {
     pub async fn insert_blob(&mut self, blob: &NewBlob) -> Result<i64> {
         let (id,): (i64,) = on_tx!(self, conn => {
             sqlx::query_as(
-                "INSERT INTO blobs (locator, size, md5, blake3, refcount, created_at, data) VALUES ($1, $2, $3, $4, 1, $5, $6) RETURNING id",
+                concat!(insert_blob!(), " VALUES ($1, $2, $3, $4, 1, $5, $6) RETURNING id"),
             )
             .bind(&blob.locator)
             .bind(blob.size)
@@ -697,8 +697,8 @@ impl Tx {
         // The row comes back whole, its blob's locator included: no second lookup.
         let row: VersionRow = on_tx!(self, conn => {
             sqlx::query_as(concat!(
-                "INSERT INTO versions (node_id, version_id, blob_id, size, etag, blake3, content_type, attributes, mtime, created_at, created_by, parts_count)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                insert_version!(),
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
                  RETURNING ", version_returning!()
             ))
             .bind(version.node_id)
@@ -1202,10 +1202,7 @@ impl Tx {
 
     pub async fn insert_audit(&mut self, entry: &NewAudit) -> Result<()> {
         on_tx!(self, conn => {
-            sqlx::query(
-                "INSERT INTO audit_log (at, account_id, actor_id, protocol, action, key, detail, request_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
+            sqlx::query(concat!(insert_audit!(), " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"))
             .bind(now_nanos())
             .bind(entry.account_id)
             .bind(entry.actor_id)

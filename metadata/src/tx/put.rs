@@ -261,8 +261,9 @@ impl Tx {
                     batch.arg(Arg::Int(Some(now))),
                 ];
                 batch.push(&format!(
-                    "INSERT INTO nodes (account_id, parent_id, kind, name, key, implicit, mtime, created_at) VALUES ({account}, {})",
-                    values.join(", ")
+                    concat!(insert_node!(), " VALUES ({account}, {values})"),
+                    account = account,
+                    values = values.join(", ")
                 ));
                 format!(
                     "(SELECT id FROM nodes WHERE account_id = {account} AND key = {} AND trashed_at IS NULL)",
@@ -281,8 +282,8 @@ impl Tx {
                     batch.arg(Arg::Bytes(blob.data.clone())),
                 ];
                 batch.push(&format!(
-                    "INSERT INTO blobs (locator, size, md5, blake3, refcount, created_at, data) VALUES ({locator}, {}, {}, {}, 1, {}, {})",
-                    values[0], values[1], values[2], values[3], values[4]
+                    concat!(insert_blob!(), " VALUES ({}, {}, {}, {}, 1, {}, {})"),
+                    locator, values[0], values[1], values[2], values[3], values[4]
                 ));
                 format!("(SELECT id FROM blobs WHERE locator = {locator})")
             }
@@ -303,7 +304,7 @@ impl Tx {
         ];
         let version_at = batch.push(&format!(
             concat!(
-                "INSERT INTO versions (node_id, version_id, blob_id, size, etag, blake3, content_type, attributes, mtime, created_at, created_by, parts_count)",
+                insert_version!(),
                 " VALUES ({node_id}, {version_id}, {blob_id}, {values}) RETURNING ",
                 version_returning!()
             ),
@@ -338,7 +339,7 @@ impl Tx {
                 batch.arg(Arg::Text(audit.request_id.clone())),
             ];
             batch.push(&format!(
-                "INSERT INTO audit_log (at, account_id, actor_id, protocol, action, key, detail, request_id) VALUES ({})",
+                concat!(insert_audit!(), " VALUES ({})"),
                 values.join(", ")
             ));
         }
