@@ -614,6 +614,7 @@ fn database_passwords_are_redacted() {
 async fn a_transaction_dropped_mid_way_rolls_back_before_the_next_one_runs() {
     each_backend!(|catalog| {
         let alice = account(&catalog, "alice", None).await;
+        let live = async |key: &str| catalog.node_by_key(alice.id, key).await.unwrap().is_some();
         {
             let mut tx = catalog.begin().await.unwrap();
             node(&mut tx, alice.id, None, "gone/", false).await;
@@ -623,32 +624,14 @@ async fn a_transaction_dropped_mid_way_rolls_back_before_the_next_one_runs() {
         assert!(tx.node_by_key(alice.id, "gone/").await.unwrap().is_none());
         node(&mut tx, alice.id, None, "kept/", false).await;
         tx.commit().await.unwrap();
-        assert!(
-            catalog
-                .node_by_key(alice.id, "kept/")
-                .await
-                .unwrap()
-                .is_some()
-        );
-        assert!(
-            catalog
-                .node_by_key(alice.id, "gone/")
-                .await
-                .unwrap()
-                .is_none()
-        );
+        assert!(live("kept/").await);
+        assert!(!live("gone/").await);
         // A transaction that never sent a statement commits (and rolls back) as nothing.
         catalog.begin().await.unwrap().commit().await.unwrap();
         catalog.begin().await.unwrap().rollback().await.unwrap();
         let mut tx = catalog.begin().await.unwrap();
         node(&mut tx, alice.id, None, "rolled/", false).await;
         tx.rollback().await.unwrap();
-        assert!(
-            catalog
-                .node_by_key(alice.id, "rolled/")
-                .await
-                .unwrap()
-                .is_none()
-        );
+        assert!(!live("rolled/").await);
     });
 }
