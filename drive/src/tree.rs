@@ -212,6 +212,13 @@ impl Drive {
     /// Deletes what a tree shows at `path` (WebDAV DELETE): the subtree goes to the trash
     /// as one entry.
     pub async fn delete(&self, ctx: &Ctx, path: &NodePath) -> Result<()> {
+        self.on_writer(ctx, path, |drive, ctx, path| async move {
+            drive.delete_here(&ctx, &path).await
+        })
+        .await
+    }
+
+    async fn delete_here(&self, ctx: &Ctx, path: &NodePath) -> Result<()> {
         let grant = self.authorize(ctx, path, Action::Delete).await?;
         if path.is_root() {
             return Err(Error::Forbidden);
@@ -242,6 +249,18 @@ impl Drive {
     /// when there was nothing to delete; S3 answers 204 either way). Folders that existed
     /// only because of this object disappear with it.
     pub async fn delete_object(
+        &self,
+        ctx: &Ctx,
+        path: &NodePath,
+        kind: Kind,
+    ) -> Result<Option<String>> {
+        self.on_writer(ctx, path, |drive, ctx, path| async move {
+            drive.delete_object_here(&ctx, &path, kind).await
+        })
+        .await
+    }
+
+    async fn delete_object_here(
         &self,
         ctx: &Ctx,
         path: &NodePath,

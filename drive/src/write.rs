@@ -98,6 +98,29 @@ where
     attempt().await
 }
 
+impl Drive {
+    /// Runs `write` — everything between a write transaction's `begin` and its `commit` —
+    /// where the catalog's writes go fastest ([`Catalog::write`]: SQLite's writer thread),
+    /// with its own handles to the drive, the caller and the path. It runs to its end even
+    /// if the request is dropped meanwhile, as a write already sent to a database does.
+    ///
+    /// [`Catalog::write`]: portico_metadata::Catalog::write
+    pub(crate) async fn on_writer<T, F, Fut>(
+        &self,
+        ctx: &Ctx,
+        path: &NodePath,
+        write: F,
+    ) -> Result<T>
+    where
+        F: FnOnce(Drive, Ctx, NodePath) -> Fut,
+        Fut: std::future::Future<Output = Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let write = write(self.clone(), ctx.clone(), path.clone());
+        self.inner.catalog.write(write).await
+    }
+}
+
 pub(crate) fn new_version_id() -> String {
     uuid::Uuid::now_v7().simple().to_string()
 }
@@ -331,44 +354,47 @@ impl Drive {
             (None, None) => None,
         };
         let audit = self.audit(ctx, grant, "put", &path.key(options.kind));
-        with_retries(|| async {
-            let mut tx = self.inner.catalog.begin().await?;
-            let content = NewContent {
-                blob_id: None,
-                size,
-                etag: md5.clone(),
-                blake3: Some(blake3.clone()),
-                parts_count: None,
-            };
-            let meta = VersionMeta {
-                content_type: options.content_type.clone(),
-                attributes: attributes.clone(),
-                modified: options.modified,
-                parents: options.parents,
-            };
-            let (node, version) = self
-                .write_version(
-                    &mut tx,
-                    ctx,
-                    grant,
-                    path,
-                    options.kind,
-                    content,
-                    meta,
-                    &options.preconditions,
-                    WriteTail {
-                        blob: blob.as_ref(),
-                        charge: Some(size),
-                        audit: Some(&audit),
-                        last: true,
-                    },
-                )
-                .await?;
-            tx.commit().await?;
-            Ok((
-                Entry::from_row(&node),
-                VersionInfo::from_row(&version, true),
-            ))
+        self.on_writer(ctx, path, |drive, ctx, path| async move {
+            with_retries(|| async {
+                let mut tx = drive.inner.catalog.begin().await?;
+                let content = NewContent {
+                    blob_id: None,
+                    size,
+                    etag: md5.clone(),
+                    blake3: Some(blake3.clone()),
+                    parts_count: None,
+                };
+                let meta = VersionMeta {
+                    content_type: options.content_type.clone(),
+                    attributes: attributes.clone(),
+                    modified: options.modified,
+                    parents: options.parents,
+                };
+                let (node, version) = drive
+                    .write_version(
+                        &mut tx,
+                        &ctx,
+                        grant,
+                        &path,
+                        options.kind,
+                        content,
+                        meta,
+                        &options.preconditions,
+                        WriteTail {
+                            blob: blob.as_ref(),
+                            charge: Some(size),
+                            audit: Some(&audit),
+                            last: true,
+                        },
+                    )
+                    .await?;
+                tx.commit().await?;
+                Ok((
+                    Entry::from_row(&node),
+                    VersionInfo::from_row(&version, true),
+                ))
+            })
+            .await
         })
         .await
     }
@@ -712,7 +738,10 @@ impl Drive {
 
     /// Creates a folder (WebDAV MKCOL, API, CLI).
     pub async fn mkdir(&self, ctx: &Ctx, path: &NodePath, options: MkdirOptions) -> Result<Entry> {
-        with_retries(|| self.mkdir_once(ctx, path, options)).await
+        self.on_writer(ctx, path, |drive, ctx, path| async move {
+            with_retries(|| drive.mkdir_once(&ctx, &path, options)).await
+        })
+        .await
     }
 
     async fn mkdir_once(&self, ctx: &Ctx, path: &NodePath, options: MkdirOptions) -> Result<Entry> {

@@ -2,6 +2,10 @@
 //! It wires `portico-s3api` and `portico-dav` onto one `portico-drive`; it holds no SQL,
 //! no file I/O and no protocol XML of its own.
 
+// The request futures nest deep enough (hyper → s3s/dav → drive → catalog) that computing
+// their layout passes the default limit of 128.
+#![recursion_limit = "256"]
+
 pub mod config;
 pub mod maintenance;
 pub mod server;

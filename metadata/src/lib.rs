@@ -16,6 +16,7 @@ mod error;
 mod migrate;
 mod tx;
 mod walsync;
+mod writer;
 
 pub mod testing;
 
@@ -65,6 +66,8 @@ pub(crate) enum Backend {
         write: SqlitePool,
         /// Group commit: the one fsync of the WAL many commits share.
         wal: std::sync::Arc<walsync::WalSync>,
+        /// Where write transactions run (`Catalog::write`).
+        writer: std::sync::Arc<writer::WriterThread>,
     },
     Postgres(PgPool),
 }
@@ -225,7 +228,12 @@ impl Catalog {
             .connect_with(connect.read_only(true).row_buffer_size(1024))
             .await?;
         Ok(Self {
-            backend: Backend::Sqlite { read, write, wal },
+            backend: Backend::Sqlite {
+                read,
+                write,
+                wal,
+                writer: std::sync::Arc::new(writer::WriterThread::start()?),
+            },
         })
     }
 
@@ -272,6 +280,21 @@ impl Catalog {
             sqlx::query("SELECT 1").execute(pool).await?;
         });
         Ok(())
+    }
+
+    /// Runs `write` — a whole write transaction, from `begin` to `commit` — where writes
+    /// go fastest: on SQLite, on the catalog's writer thread (`writer.rs`); on PostgreSQL,
+    /// right here. It runs to its end even if the caller stops waiting.
+    pub async fn write<F, T, E>(&self, write: F) -> std::result::Result<T, E>
+    where
+        F: std::future::Future<Output = std::result::Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+    {
+        match &self.backend {
+            Backend::Sqlite { writer, .. } => writer.run(write).await,
+            Backend::Postgres(_) => write.await,
+        }
     }
 
     /// Starts a write transaction. On SQLite it takes the one writer connection and sends

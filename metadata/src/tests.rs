@@ -635,3 +635,63 @@ async fn a_transaction_dropped_mid_way_rolls_back_before_the_next_one_runs() {
         assert!(!live("rolled/").await);
     });
 }
+
+#[tokio::test]
+async fn a_write_sent_to_the_writer_runs_to_its_end_when_its_caller_stops_waiting() {
+    each_backend!(|catalog| {
+        let alice = account(&catalog, "alice", None).await;
+        let (started, wait_started) = tokio::sync::oneshot::channel::<()>();
+        let (go, wait_go) = tokio::sync::oneshot::channel::<()>();
+        let writer = catalog.clone();
+        let job = async move {
+            let mut tx = writer.begin().await?;
+            node(&mut tx, alice.id, None, "finished/", false).await;
+            let _ = started.send(());
+            let _ = wait_go.await;
+            tx.commit().await?;
+            Ok::<_, Error>(())
+        };
+        match catalog.kind() {
+            BackendKind::Sqlite => {
+                // The caller gives up half-way (a client that disconnected); the transaction
+                // it sent still commits, as one sent to a database server would.
+                let sender = catalog.clone();
+                let caller = tokio::spawn(async move { sender.write(job).await });
+                wait_started.await.unwrap();
+                caller.abort();
+                assert!(caller.await.unwrap_err().is_cancelled());
+                go.send(()).unwrap();
+                // The next transaction gets the one write connection only once the abandoned
+                // one has let go of it, after its COMMIT.
+                let reader = catalog.clone();
+                let committed = catalog
+                    .write(async move {
+                        let mut tx = reader.begin().await?;
+                        let row = tx.node_by_key(alice.id, "finished/").await?;
+                        tx.rollback().await?;
+                        Ok::<_, Error>(row.is_some())
+                    })
+                    .await
+                    .unwrap();
+                assert!(committed, "the abandoned write did not commit");
+            }
+            BackendKind::Postgres => {
+                // Run in place: the caller's future is the transaction.
+                go.send(()).unwrap();
+                catalog.write(job).await.unwrap();
+                assert!(
+                    catalog
+                        .node_by_key(alice.id, "finished/")
+                        .await
+                        .unwrap()
+                        .is_some()
+                );
+            }
+        }
+        // An error comes back to the caller as it was returned.
+        let failed: Result<()> = catalog
+            .write(async { Err(Error::Invalid("refused".into())) })
+            .await;
+        assert!(matches!(failed, Err(Error::Invalid(message)) if message == "refused"));
+    });
+}
