@@ -16,6 +16,7 @@ mod error;
 mod migrate;
 mod tx;
 mod walsync;
+mod writeconn;
 mod writer;
 
 pub mod testing;
@@ -41,12 +42,6 @@ macro_rules! on_backend {
             $crate::Backend::Postgres($pool) => $body,
         }
     };
-    ($backend:expr, write, $pool:ident => $body:expr) => {
-        match $backend {
-            $crate::Backend::Sqlite { write: $pool, .. } => $body,
-            $crate::Backend::Postgres($pool) => $body,
-        }
-    };
 }
 
 /// Which database engine a catalog runs on.
@@ -58,12 +53,12 @@ pub enum BackendKind {
 
 #[derive(Clone)]
 pub(crate) enum Backend {
-    /// SQLite allows one writer at a time: a one-connection write pool queues writers in
-    /// the process instead of letting them spin on SQLITE_BUSY; readers run in parallel
-    /// under WAL.
+    /// SQLite allows one writer at a time: its one write connection (`writeconn.rs`)
+    /// queues writers in the process instead of letting them spin on SQLITE_BUSY; readers
+    /// run in parallel under WAL.
     Sqlite {
         read: SqlitePool,
-        write: SqlitePool,
+        write: std::sync::Arc<writeconn::WriteConnection>,
         /// Group commit: the one fsync of the WAL many commits share.
         wal: std::sync::Arc<walsync::WalSync>,
         /// Where write transactions run (`Catalog::write`).
@@ -212,13 +207,17 @@ impl Catalog {
             .busy_timeout(Duration::from_secs(30));
         let wal = std::sync::Arc::new(walsync::WalSync::new(connect.get_filename().to_path_buf()));
         // A connection to a local file has nothing to test before use, and the test is a
-        // round trip to the connection's thread: skipped on both pools.
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .test_before_acquire(false)
-            .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect.clone())
-            .await?;
+        // round trip to the connection's thread: skipped on the read pool; the one write
+        // connection is not pooled at all (`writeconn.rs`).
+        let writer = std::sync::Arc::new(writer::WriterThread::start()?);
+        let write = std::sync::Arc::new(
+            writeconn::WriteConnection::open(
+                connect.clone(),
+                options.acquire_timeout,
+                writer.runtime_id(),
+            )
+            .await?,
+        );
         let read = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(2))
             .test_before_acquire(false)
@@ -232,7 +231,7 @@ impl Catalog {
                 read,
                 write,
                 wal,
-                writer: std::sync::Arc::new(writer::WriterThread::start()?),
+                writer,
             },
         })
     }
@@ -910,34 +909,18 @@ impl Catalog {
 
     /// Drops a blob row once its file is gone, unless something referenced it meanwhile.
     pub async fn forget_blob(&self, blob_id: i64) -> Result<bool> {
-        let done = on_backend!(&self.backend, write, pool => {
-            sqlx::query("DELETE FROM blobs WHERE id = $1 AND refcount = 0").bind(blob_id).execute(pool).await?.rows_affected()
-        });
-        self.sync_wal().await?;
-        Ok(done > 0)
+        let mut tx = self.begin().await?;
+        let done = tx.forget_blob(blob_id).await?;
+        tx.commit().await?;
+        Ok(done)
     }
 
     /// Recomputes each blob's refcount from the rows that point at it; returns how many
     /// were wrong. fsck's repair for a catalog that lost count.
     pub async fn recount_blob_references(&self) -> Result<u64> {
-        let fixed = on_backend!(&self.backend, write, pool => {
-            sqlx::query(
-                "UPDATE blobs SET refcount = (
-                     (SELECT COUNT(*) FROM versions v WHERE v.blob_id = blobs.id)
-                   + (SELECT COUNT(*) FROM version_parts p WHERE p.blob_id = blobs.id)
-                   + (SELECT COUNT(*) FROM multipart_parts m WHERE m.blob_id = blobs.id)
-                   + (SELECT COUNT(*) FROM derivatives d WHERE d.blob_id = blobs.id))
-                 WHERE refcount <> (
-                     (SELECT COUNT(*) FROM versions v WHERE v.blob_id = blobs.id)
-                   + (SELECT COUNT(*) FROM version_parts p WHERE p.blob_id = blobs.id)
-                   + (SELECT COUNT(*) FROM multipart_parts m WHERE m.blob_id = blobs.id)
-                   + (SELECT COUNT(*) FROM derivatives d WHERE d.blob_id = blobs.id))",
-            )
-            .execute(pool)
-            .await?
-            .rows_affected()
-        });
-        self.sync_wal().await?;
+        let mut tx = self.begin().await?;
+        let fixed = tx.recount_blob_references().await?;
+        tx.commit().await?;
         Ok(fixed)
     }
 

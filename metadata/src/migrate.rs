@@ -2,6 +2,8 @@
 //! and applied at start. A checksum of each applied file is kept: editing a migration
 //! after it shipped is refused instead of silently diverging.
 
+use sqlx::Connection;
+
 use crate::{Backend, Catalog, Error, Result, now_nanos};
 
 pub(crate) struct Migration {
@@ -91,7 +93,9 @@ pub(crate) async fn run(catalog: &Catalog) -> Result<()> {
         Backend::Sqlite { write, .. } => {
             // BEGIN IMMEDIATE serialises concurrent starters (e.g. `portico user add` while
             // the server starts) on SQLite's write lock.
-            let mut tx = write.begin_with("BEGIN IMMEDIATE").await?;
+            let mut held = write.acquire().await?;
+            let conn = held.conn();
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
             sqlx::raw_sql(CREATE_TABLE).execute(&mut *tx).await?;
             let applied: Vec<(i64, i64)> =
                 sqlx::query_as("SELECT version, checksum FROM portico_migrations")

@@ -661,19 +661,19 @@ async fn a_write_sent_to_the_writer_runs_to_its_end_when_its_caller_stops_waitin
                 caller.abort();
                 assert!(caller.await.unwrap_err().is_cancelled());
                 go.send(()).unwrap();
-                // The next transaction gets the one write connection only once the abandoned
-                // one has let go of it, after its COMMIT.
-                let reader = catalog.clone();
-                let committed = catalog
+                // A write queued behind the abandoned one returns only once everything
+                // before it on the one write connection has committed.
+                let later = catalog.clone();
+                catalog
                     .write(async move {
-                        let mut tx = reader.begin().await?;
-                        let row = tx.node_by_key(alice.id, "finished/").await?;
-                        tx.rollback().await?;
-                        Ok::<_, Error>(row.is_some())
+                        let mut tx = later.begin().await?;
+                        node(&mut tx, alice.id, None, "later/", false).await;
+                        tx.commit().await
                     })
                     .await
                     .unwrap();
-                assert!(committed, "the abandoned write did not commit");
+                let committed = catalog.node_by_key(alice.id, "finished/").await.unwrap();
+                assert!(committed.is_some(), "the abandoned write did not commit");
             }
             BackendKind::Postgres => {
                 // Run in place: the caller's future is the transaction.
@@ -693,5 +693,51 @@ async fn a_write_sent_to_the_writer_runs_to_its_end_when_its_caller_stops_waitin
             .write(async { Err(Error::Invalid("refused".into())) })
             .await;
         assert!(matches!(failed, Err(Error::Invalid(message)) if message == "refused"));
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_commit_theirs_and_roll_back_only_theirs() {
+    each_backend!(|catalog| {
+        let alice = account(&catalog, "alice", None).await;
+        // On SQLite these share transactions (group commit): a writer that fails or rolls
+        // back must take nothing of the others' with it, and every other one must be
+        // committed — visible on another connection — when its commit returns.
+        let writers: Vec<_> = (0..60)
+            .map(|i| {
+                let catalog = catalog.clone();
+                tokio::spawn(async move {
+                    let writer = catalog.clone();
+                    let key = format!("w{i:02}/");
+                    let result = catalog
+                        .write(async move {
+                            let mut tx = writer.begin().await?;
+                            node(&mut tx, alice.id, None, &key, false).await;
+                            match i % 6 {
+                                // An error half-way: the transaction is dropped open.
+                                0 => Err(Error::Invalid("refused".into())),
+                                1 => tx.rollback().await,
+                                _ => tx.commit().await,
+                            }
+                        })
+                        .await;
+                    let visible = catalog
+                        .node_by_key(alice.id, &format!("w{i:02}/"))
+                        .await
+                        .unwrap()
+                        .is_some();
+                    (i, result.is_ok(), visible)
+                })
+            })
+            .collect();
+        for writer in writers {
+            let (i, ok, visible) = writer.await.unwrap();
+            let kept = i % 6 >= 2;
+            assert_eq!(ok, i % 6 != 0, "writer {i}");
+            assert_eq!(
+                visible, kept,
+                "writer {i}: committed {kept}, visible {visible}"
+            );
+        }
     });
 }

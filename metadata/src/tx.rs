@@ -684,6 +684,35 @@ impl Tx {
         Ok(id)
     }
 
+    /// Drops a blob row once its file is gone, unless something referenced it meanwhile.
+    pub async fn forget_blob(&mut self, blob_id: i64) -> Result<bool> {
+        let done = on_tx!(self, conn => {
+            sqlx::query("DELETE FROM blobs WHERE id = $1 AND refcount = 0").bind(blob_id).execute(conn).await?.rows_affected()
+        });
+        Ok(done > 0)
+    }
+
+    /// Recomputes each blob's refcount from the rows that point at it; how many were wrong.
+    pub async fn recount_blob_references(&mut self) -> Result<u64> {
+        Ok(on_tx!(self, conn => {
+            sqlx::query(
+                "UPDATE blobs SET refcount = (
+                     (SELECT COUNT(*) FROM versions v WHERE v.blob_id = blobs.id)
+                   + (SELECT COUNT(*) FROM version_parts p WHERE p.blob_id = blobs.id)
+                   + (SELECT COUNT(*) FROM multipart_parts m WHERE m.blob_id = blobs.id)
+                   + (SELECT COUNT(*) FROM derivatives d WHERE d.blob_id = blobs.id))
+                 WHERE refcount <> (
+                     (SELECT COUNT(*) FROM versions v WHERE v.blob_id = blobs.id)
+                   + (SELECT COUNT(*) FROM version_parts p WHERE p.blob_id = blobs.id)
+                   + (SELECT COUNT(*) FROM multipart_parts m WHERE m.blob_id = blobs.id)
+                   + (SELECT COUNT(*) FROM derivatives d WHERE d.blob_id = blobs.id))",
+            )
+            .execute(conn)
+            .await?
+            .rows_affected()
+        }))
+    }
+
     /// Adds `delta` references to a blob (a copy shares its source's blob).
     pub async fn add_blob_refs(&mut self, blob_id: i64, delta: i64) -> Result<()> {
         on_tx!(self, conn => {

@@ -50,6 +50,10 @@ impl WriterThread {
         })
     }
 
+    pub(crate) fn runtime_id(&self) -> tokio::runtime::Id {
+        self.handle.id()
+    }
+
     pub(crate) async fn run<F, T, E>(&self, write: F) -> std::result::Result<T, E>
     where
         F: Future<Output = std::result::Result<T, E>> + Send + 'static,

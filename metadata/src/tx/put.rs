@@ -107,23 +107,30 @@ impl Batch {
     }
 
     /// Runs every statement in one trip to the connection's thread — the transaction's
-    /// `BEGIN IMMEDIATE` first if it has not begun, and `COMMIT` last if `commit` — and
-    /// returns, per statement pushed, the rows it returned and how many rows it changed.
+    /// first statement before them if it has not begun, and, if `commit`, the one that
+    /// ends it after them (`sqlite.rs`) — and returns, per statement pushed, the rows it
+    /// returned and how many rows it changed.
     async fn run(
         self,
         tx: &mut SqliteTx,
         commit: bool,
     ) -> Result<Vec<(Vec<sqlx::sqlite::SqliteRow>, u64)>> {
-        let (begin, conn) = tx.batch_conn();
+        let begin = tx.begin_sql();
+        let end = commit.then(|| tx.end());
+        let end_sql = end.and_then(|end| end.sql);
+        let conn = tx.batch_conn();
         let mut sql = String::with_capacity(self.sql.len() + 32);
-        if begin {
-            sql.push_str("BEGIN IMMEDIATE;\n");
+        if let Some(begin) = begin {
+            sql.push_str(begin);
+            sql.push_str(";\n");
         }
         sql.push_str(&self.sql);
-        if commit {
-            sql.push_str("COMMIT;\n");
+        if let Some(end) = end_sql {
+            sql.push_str(end);
+            sql.push_str(";\n");
         }
-        let expected = self.statements + usize::from(begin) + usize::from(commit);
+        let expected =
+            self.statements + usize::from(begin.is_some()) + usize::from(end_sql.is_some());
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for arg in self.args {
             query = match arg {
@@ -151,11 +158,13 @@ impl Batch {
                 results.len()
             )));
         }
-        if commit {
-            tx.committed_by_batch();
-            results.pop();
+        if let Some(end) = end {
+            tx.ended(end);
+            if end_sql.is_some() {
+                results.pop();
+            }
         }
-        if begin {
+        if begin.is_some() {
             results.remove(0);
         }
         Ok(results)

@@ -1,115 +1,246 @@
 //! A SQLite write transaction run by hand rather than through sqlx's `Transaction`, so that
-//! its `BEGIN IMMEDIATE` and `COMMIT` can travel with the first and last statement batch
-//! (see `put.rs`) instead of each making a trip of its own to the connection's thread
-//! while the write lock is held.
+//! its first and last statements can travel with its statement batches (see `put.rs`)
+//! instead of each making a trip of its own to the connection's thread while every other
+//! writer waits, and so that it can share one SQLite transaction with the writers queued
+//! behind it (group commit, `writeconn.rs`): it begins with `BEGIN IMMEDIATE`, or with a
+//! `SAVEPOINT` inside a group left open, and ends with `COMMIT`, or — joining or leaving a
+//! group — with `RELEASE` or nothing, then waits for the group's COMMIT.
 
-use sqlx::pool::PoolConnection;
-use sqlx::{Sqlite, SqliteConnection};
+use sqlx::SqliteConnection;
 
 use crate::Result;
+use crate::writeconn::Held;
+
+const SAVEPOINT: &str = "SAVEPOINT portico_tx";
+const RELEASE: &str = "RELEASE portico_tx";
+const ROLLBACK_TO: &str = "ROLLBACK TO portico_tx; RELEASE portico_tx";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// Nothing sent yet: no lock taken.
     NotBegun,
-    /// `BEGIN IMMEDIATE` sent (or on its way in a batch): ends in COMMIT or ROLLBACK.
-    Open,
+    /// Begun (or its first statement on its way in a batch), in group `group`; `first`
+    /// when it began the SQLite transaction itself, else it is inside a savepoint.
+    Open { group: u64, first: bool },
+    /// Its work is in group `group`, left open for the next writer; done once that group
+    /// has committed.
+    Left { group: u64 },
     /// Committed or rolled back.
     Done,
 }
 
+/// How an open transaction ends, decided just before its last statement goes out.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct End {
+    /// The statement that ends it, if any (`COMMIT`, or `RELEASE` of its savepoint).
+    pub(super) sql: Option<&'static str>,
+    /// It leaves its group open: the next writer continues it.
+    leave: bool,
+}
+
 pub(super) struct SqliteTx {
-    /// `Some` until dropped (a rollback on drop takes it to finish the work).
-    conn: Option<PoolConnection<Sqlite>>,
+    /// The write connection, held until dropped (a rollback on drop takes it to finish
+    /// the work).
+    held: Option<Held>,
     state: State,
 }
 
 impl SqliteTx {
-    pub(super) fn new(conn: PoolConnection<Sqlite>) -> Self {
+    pub(super) fn new(held: Held) -> Self {
         Self {
-            conn: Some(conn),
+            held: Some(held),
             state: State::NotBegun,
         }
     }
 
-    fn connection(&mut self) -> &mut SqliteConnection {
-        self.conn
+    fn held(&mut self) -> &mut Held {
+        self.held
             .as_mut()
-            .expect("the connection is taken only on drop")
+            .expect("the connection is let go only at the end")
+    }
+
+    fn connection(&mut self) -> &mut SqliteConnection {
+        self.held().conn()
+    }
+
+    /// The statement that begins the transaction, when nothing was sent yet: `BEGIN
+    /// IMMEDIATE`, or a savepoint inside the group the connection holds open. Marks it
+    /// open: even if the statement's answer is lost, a rollback follows.
+    pub(super) fn begin_sql(&mut self) -> Option<&'static str> {
+        if self.state != State::NotBegun {
+            return None;
+        }
+        let slot = self.held().slot();
+        let (state, sql) = match slot.open {
+            Some((group, _)) => (
+                State::Open {
+                    group,
+                    first: false,
+                },
+                SAVEPOINT,
+            ),
+            None => {
+                slot.last += 1;
+                (
+                    State::Open {
+                        group: slot.last,
+                        first: true,
+                    },
+                    "BEGIN IMMEDIATE",
+                )
+            }
+        };
+        self.state = state;
+        Some(sql)
     }
 
     /// The connection, inside the transaction (begun here if nothing was sent yet).
     pub(super) async fn conn(&mut self) -> Result<&mut SqliteConnection> {
-        if self.state == State::NotBegun {
-            // Open before sending: if the BEGIN's answer is lost, a rollback still follows.
-            self.state = State::Open;
-            sqlx::query("BEGIN IMMEDIATE")
-                .execute(self.connection())
-                .await?;
+        if let Some(begin) = self.begin_sql() {
+            sqlx::query(begin).execute(self.connection()).await?;
         }
         Ok(self.connection())
     }
 
-    /// For a batch about to run: whether it must start with `BEGIN IMMEDIATE` itself, and
-    /// the connection to run it on.
-    pub(super) fn batch_conn(&mut self) -> (bool, &mut SqliteConnection) {
-        let begin = self.state == State::NotBegun;
-        self.state = State::Open;
-        (begin, self.connection())
+    /// The connection, for a batch whose statements are already inside the transaction.
+    pub(super) fn batch_conn(&mut self) -> &mut SqliteConnection {
+        self.connection()
     }
 
-    /// A batch ending in `COMMIT` succeeded.
-    pub(super) fn committed_by_batch(&mut self) {
-        self.state = State::Done;
+    /// How an open transaction ends: leaving its group open when writers wait behind it
+    /// (see `writeconn.rs`), else committing it.
+    pub(super) fn end(&mut self) -> End {
+        let State::Open { first, .. } = self.state else {
+            return End {
+                sql: None,
+                leave: false,
+            };
+        };
+        let leave = self.held().may_leave_open();
+        let sql = match (leave, first) {
+            (true, true) => None,
+            (true, false) => Some(RELEASE),
+            (false, _) => Some("COMMIT"),
+        };
+        End { sql, leave }
     }
 
-    /// Commits; whether anything had been begun (and so may need flushing).
-    pub(super) async fn commit(&mut self) -> Result<bool> {
-        match self.state {
-            State::NotBegun => {
-                self.state = State::Done;
-                Ok(false)
-            }
-            State::Open => {
-                sqlx::query("COMMIT").execute(self.connection()).await?;
-                self.state = State::Done;
-                Ok(true)
-            }
-            State::Done => Ok(true),
+    /// `end`'s statement (if any) ran: the transaction is done, or left in its group.
+    pub(super) fn ended(&mut self, end: End) {
+        let State::Open { group, .. } = self.state else {
+            return;
+        };
+        let slot = self.held().slot();
+        if end.leave {
+            let members = slot.open.map_or(0, |(_, members)| members);
+            slot.open = Some((group, members + 1));
+            self.state = State::Left { group };
+        } else {
+            slot.group_committed(group);
+            self.state = State::Done;
         }
+    }
+
+    /// Commits; whether anything had been begun (and so may need flushing). A transaction
+    /// that left its group open returns once the group has committed.
+    pub(super) async fn commit(&mut self) -> Result<bool> {
+        if self.state == State::NotBegun {
+            self.state = State::Done;
+            return Ok(false);
+        }
+        if matches!(self.state, State::Open { .. }) {
+            let end = self.end();
+            if let Some(sql) = end.sql {
+                sqlx::query(sql).execute(self.connection()).await?;
+            }
+            self.ended(end);
+        }
+        if let State::Left { group } = self.state {
+            self.state = State::Done;
+            let held = self
+                .held
+                .take()
+                .expect("the connection is let go only at the end");
+            held.await_group(group).await?;
+        }
+        Ok(true)
     }
 
     pub(super) async fn rollback(&mut self) -> Result<()> {
-        if self.state == State::Open {
-            sqlx::query("ROLLBACK").execute(self.connection()).await?;
+        let state = std::mem::replace(&mut self.state, State::Done);
+        if let Some(held) = self.held.as_mut() {
+            roll_back(held, state).await?;
         }
-        self.state = State::Done;
         Ok(())
+    }
+}
+
+/// Undoes an open transaction's work: all of the SQLite transaction if it began it, its
+/// savepoint if it joined a group. If the savepoint cannot be rolled back (an error that
+/// made SQLite abandon the whole transaction), the group is lost: it is rolled back whole
+/// and its members learn of the failure.
+async fn roll_back(held: &mut Held, state: State) -> Result<()> {
+    let State::Open { group, first } = state else {
+        return Ok(());
+    };
+    let slot = held.slot();
+    if first {
+        return match sqlx::query("ROLLBACK").execute(slot.conn()).await {
+            Ok(_) => Ok(()),
+            Err(err) => {
+                slot.discard_connection();
+                Err(err.into())
+            }
+        };
+    }
+    match sqlx::raw_sql(ROLLBACK_TO).execute(slot.conn()).await {
+        Ok(_) => Ok(()),
+        Err(err) => {
+            slot.fail_group(group);
+            if sqlx::query("ROLLBACK").execute(slot.conn()).await.is_err() {
+                slot.discard_connection();
+            }
+            Err(err.into())
+        }
     }
 }
 
 impl Drop for SqliteTx {
     /// An open transaction dropped (an error, or the request went away) is rolled back
-    /// before its connection serves anyone else: the connection goes back to the pool only
-    /// once the ROLLBACK has run. Without a runtime to run it on, the connection is closed
-    /// instead, which rolls back too.
+    /// before its connection serves anyone else: the next writer gets it only once the
+    /// rollback has run. Without a runtime to run it on, the connection is closed instead,
+    /// which rolls back everything it held (its group too, whose members then fail).
     fn drop(&mut self) {
-        if self.state != State::Open {
+        let state = self.state;
+        if let State::Left { group } = state
+            && let Some(held) = self.held.take()
+        {
+            // Its work is in a group it left open (an error after its last batch): the
+            // group still needs a member to come back and end it.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(held.await_group(group));
+            }
             return;
         }
-        let Some(mut conn) = self.conn.take() else {
+        let State::Open { group, .. } = state else {
+            return;
+        };
+        let Some(mut held) = self.held.take() else {
             return;
         };
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 runtime.spawn(async move {
-                    if let Err(err) = sqlx::query("ROLLBACK").execute(&mut *conn).await {
-                        tracing::warn!(%err, "rollback of an abandoned transaction failed; closing its connection");
-                        conn.close_on_drop();
+                    if let Err(err) = roll_back(&mut held, state).await {
+                        tracing::warn!(%err, "rollback of an abandoned transaction failed; its connection was closed");
                     }
                 });
             }
-            Err(_) => conn.close_on_drop(),
+            Err(_) => {
+                let slot = held.slot();
+                slot.fail_group(group);
+                slot.discard_connection();
+            }
         }
     }
 }
