@@ -150,13 +150,14 @@ fn main() -> std::process::ExitCode {
 const REQUEST_THREADS_NICER_BY: i32 = 5;
 
 /// Runs on every thread of the request runtime as it starts: lowers its priority below the
-/// threads that carry the catalog's writes (the SQLite connection threads and the catalog's
-/// writer thread, started from the main thread before any request runs, keep the process's
-/// priority). SQLite takes one write at a time, so each write's wait for a core is added to
-/// every write queued behind it; with the request threads busy on both cores, that wait set
-/// the small-PUT rate (about +30 % measured, bench/RESULTS.md). Request threads lose nothing
-/// they need: they wait on the catalog anyway. Best effort: a failure leaves the priority as
-/// it was.
+/// threads that carry the catalog's writes (SQLite's write connection thread and the
+/// catalog's writer thread, started from the main thread before any request runs, keep the
+/// process's priority; threads started later by request threads inherit theirs). SQLite
+/// takes one write at a time, so each write's wait for a core is added to every write
+/// queued behind it; with the request threads busy on both cores, that wait set the
+/// small-PUT rate (+24 % measured together with the writer thread, bench/RESULTS.md).
+/// Request threads lose nothing they need: they wait on the catalog anyway. Best effort: a
+/// failure leaves the priority as it was.
 fn yield_to_the_catalog() {
     if let Ok(nice) = rustix::process::getpriority_process(None) {
         let _ =
