@@ -296,9 +296,10 @@ impl Catalog {
         }
     }
 
-    /// Starts a write transaction. On SQLite it takes the one writer connection and sends
-    /// `BEGIN IMMEDIATE` with its first statement, so the write lock is held before anything
-    /// is read and a transaction never fails half-way on a lock upgrade.
+    /// Starts a write transaction. On SQLite it takes the one write connection and sends
+    /// `BEGIN IMMEDIATE` (or, inside a group left open, a `SAVEPOINT`: `writeconn.rs`) with
+    /// its first statement, so the write lock is held before anything is read and a
+    /// transaction never fails half-way on a lock upgrade.
     pub async fn begin(&self) -> Result<Tx> {
         Tx::begin(&self.backend).await
     }

@@ -702,7 +702,31 @@ async fn concurrent_writers_commit_theirs_and_roll_back_only_theirs() {
         let alice = account(&catalog, "alice", None).await;
         // On SQLite these share transactions (group commit): a writer that fails or rolls
         // back must take nothing of the others' with it, and every other one must be
-        // committed — visible on another connection — when its commit returns.
+        // committed — visible on another connection — when its commit returns. A first
+        // writer holds the connection until all the others queue behind it, so they do
+        // share.
+        let sqlite_write = match &catalog.backend {
+            Backend::Sqlite { write, .. } => Some(write.clone()),
+            Backend::Postgres(_) => None,
+        };
+        let (started, wait_started) = tokio::sync::oneshot::channel::<()>();
+        let (go, wait_go) = tokio::sync::oneshot::channel::<()>();
+        let first = {
+            let catalog = catalog.clone();
+            let writer = catalog.clone();
+            tokio::spawn(async move {
+                catalog
+                    .write(async move {
+                        let mut tx = writer.begin().await?;
+                        node(&mut tx, alice.id, None, "first/", false).await;
+                        let _ = started.send(());
+                        let _ = wait_go.await;
+                        tx.commit().await
+                    })
+                    .await
+            })
+        };
+        wait_started.await.unwrap();
         let writers: Vec<_> = (0..60)
             .map(|i| {
                 let catalog = catalog.clone();
@@ -730,6 +754,26 @@ async fn concurrent_writers_commit_theirs_and_roll_back_only_theirs() {
                 })
             })
             .collect();
+        if let Some(write) = &sqlite_write {
+            let mut polls = 0;
+            while write.waiting() < 60 {
+                polls += 1;
+                assert!(
+                    polls < 30_000,
+                    "the writers never queued for the connection"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        }
+        go.send(()).unwrap();
+        first.await.unwrap().unwrap();
+        assert!(
+            catalog
+                .node_by_key(alice.id, "first/")
+                .await
+                .unwrap()
+                .is_some()
+        );
         for writer in writers {
             let (i, ok, visible) = writer.await.unwrap();
             let kept = i % 6 >= 2;
@@ -738,6 +782,12 @@ async fn concurrent_writers_commit_theirs_and_roll_back_only_theirs() {
                 visible, kept,
                 "writer {i}: committed {kept}, visible {visible}"
             );
+        }
+        if let Some(write) = &sqlite_write {
+            // All 61 writers sent statements; queued, they shared a handful of SQLite
+            // transactions (one per group, up to 64 writers each; one more made the account).
+            let begun = write.transactions_begun().await;
+            assert!(begun <= 10, "61 writers ran in {begun} SQLite transactions");
         }
     });
 }

@@ -128,6 +128,19 @@ impl WriteConnection {
         acquire(&self.shared).await
     }
 
+    /// Writers waiting for their turn now.
+    #[cfg(test)]
+    pub(crate) fn waiting(&self) -> usize {
+        self.shared.waiting.load(Ordering::SeqCst)
+    }
+
+    /// How many SQLite transactions have begun (each group is one), once the writers queued
+    /// now are through.
+    #[cfg(test)]
+    pub(crate) async fn transactions_begun(&self) -> u64 {
+        self.shared.slot.lock().await.last
+    }
+
     /// Closes the connection (SQLite checkpoints the log when its last connection closes).
     pub(crate) async fn close(&self) {
         let conn = self.shared.slot.lock().await.conn.take();
