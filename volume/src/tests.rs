@@ -5,6 +5,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use md5_asm_impl::Digest;
 
 use super::*;
+use crate::writer::{DIRECT_BLOCK, DirectFile, LARGE_FROM};
 
 fn body(chunks: &[&[u8]]) -> impl futures::Stream<Item = io::Result<Bytes>> + Send + Unpin + use<> {
     let owned: Vec<io::Result<Bytes>> = chunks
@@ -59,6 +60,79 @@ async fn large_body_streams_in_many_chunks() {
     let locator = written.locator.unwrap();
     let tail = read_all(&volume, &locator, 2_999_000..3_000_000).await;
     assert_eq!(tail, vec![7u8; 1000]);
+}
+
+/// Bytes whose every position differs from its neighbours', so a block written at the
+/// wrong offset or twice shows.
+fn numbered_bytes(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[3]).collect()
+}
+
+async fn write_and_read_back_whole(dir: &std::path::Path, len: usize, chunk: usize) {
+    let volume = Volume::open(dir).unwrap();
+    let data = numbered_bytes(len);
+    let chunks: Vec<io::Result<Bytes>> = data
+        .chunks(chunk)
+        .map(|piece| Ok(Bytes::copy_from_slice(piece)))
+        .collect();
+    let written = volume
+        .write(stream::iter(chunks), WriteOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(written.size, len as u64);
+    assert_eq!(written.md5, <[u8; 16]>::from(md5_asm_impl::Md5::digest(&data)));
+    assert_eq!(written.blake3, *blake3::hash(&data).as_bytes());
+    let locator = written.locator.unwrap();
+    let back = read_all(&volume, &locator, 0..len as u64).await;
+    assert!(back == data, "{len} bytes in chunks of {chunk} came back different");
+    assert_eq!(file_count(&volume).await.1, 0, "a temp file was left behind");
+}
+
+#[tokio::test]
+async fn large_bodies_come_back_byte_for_byte_whatever_their_tail() {
+    // Direct I/O writes whole aligned blocks and the tail through the page cache; a
+    // filesystem that refuses it (tmpfs) takes the whole file through the cache.
+    let disk = tempfile::tempdir().unwrap();
+    let memory = std::path::Path::new("/dev/shm")
+        .is_dir()
+        .then(|| tempfile::tempdir_in("/dev/shm").unwrap());
+    for dir in std::iter::once(&disk).chain(memory.as_ref()) {
+        for (len, chunk) in [
+            (DIRECT_BLOCK * 2, 65_536),
+            (DIRECT_BLOCK * 2 + 1, 400_000),
+            (DIRECT_BLOCK * 5 + 12_345, 16_411),
+            (LARGE_FROM as usize - 1, 100_000),
+        ] {
+            write_and_read_back_whole(dir.path(), len, chunk).await;
+        }
+    }
+}
+
+#[test]
+fn a_refused_direct_write_goes_through_the_page_cache_instead() {
+    use std::io::{Read, Seek, SeekFrom};
+    use std::os::unix::fs::OpenOptionsExt;
+    // A direct write at an unaligned offset is refused (EINVAL), as some filesystems
+    // refuse every direct write after accepting the flag at open.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(rustix::fs::OFlags::DIRECT.bits() as i32)
+        .open(&path)
+        .unwrap();
+    file.seek(SeekFrom::Start(1)).unwrap();
+    let data = numbered_bytes(DIRECT_BLOCK * 2 + 7);
+    let mut direct = DirectFile::new(file);
+    direct.write(&data[..1000]).unwrap();
+    direct.write(&data[1000..]).unwrap();
+    assert!(!direct.direct, "the refused write left direct I/O");
+    direct.finish().unwrap().sync_all().unwrap();
+    let mut back = Vec::new();
+    std::fs::File::open(&path).unwrap().read_to_end(&mut back).unwrap();
+    assert_eq!(back.len(), data.len() + 1);
+    assert!(back[0] == 0 && back[1..] == data[..]);
 }
 
 #[tokio::test]

@@ -3,8 +3,13 @@
 //! The async side pulls the request body and enforces limits; a blocking thread owns the
 //! file, so disk latency never stalls the runtime. Large bodies spread the work: MD5 —
 //! inherently serial, and the slowest of the digests — runs on a thread of its own beside
-//! the one that computes the other digests and writes, and a third pushes written data to
-//! disk while the upload goes on, so the final fsync has little left to do. The temp file
+//! the one that computes the other digests and writes. Large bodies bypass the page cache
+//! (`O_DIRECT`, whole aligned blocks): a buffered write copies every byte into the cache
+//! and the fsync then waits for the kernel's writeback, which on our disks runs at a third
+//! of what direct writes reach (427 MB/s against 1.2–1.4 GB/s with `dd`), so the final
+//! fsync has only the tail and the file's metadata left. Where the filesystem refuses
+//! direct I/O (tmpfs, some FUSE filesystems) the file is written through the cache and a
+//! third thread pushes written data to disk while the upload goes on. The temp file
 //! is created lazily on the first byte: an empty body writes nothing and yields no blob at
 //! all (Windows and Finder create every file empty first, then write it).
 //!
@@ -16,6 +21,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -34,9 +40,17 @@ const WRITE_BUFFER: usize = 1 << 20;
 /// with 16-deep queues peaked at 245 MB resident, with 4 at about 120 MB, at the same
 /// throughput.
 const QUEUE_DEPTH: usize = 4;
-/// Bodies announced below this size hash MD5 on the disk thread: a second thread would
-/// cost more than it saves.
-const PARALLEL_MD5_FROM: u64 = 1 << 20;
+/// Bodies announced below this size hash MD5 on the disk thread, and are written through
+/// the page cache: a second thread would cost more than it saves, and most of such a file
+/// would be the tail a direct write cannot take.
+pub(crate) const LARGE_FROM: u64 = 1 << 20;
+/// One direct write: a whole number of blocks, from a buffer aligned to [`DIRECT_ALIGN`].
+/// `dd oflag=direct` here: 1.2 GB/s with 1 MiB writes, 1.4 GB/s with 8 MiB; uploads
+/// measured no faster with 2 MiB, and 16 uploads hold 16 of these.
+pub(crate) const DIRECT_BLOCK: usize = 1 << 20;
+/// Alignment of a direct write's buffer, offset and length: the largest logical block size
+/// of the disks we run on.
+const DIRECT_ALIGN: usize = 4096;
 /// Written bytes between two background flushes of a large file.
 const FLUSH_EVERY: u64 = 64 << 20;
 
@@ -189,7 +203,8 @@ where
     let temp_path = volume.temp_dir().join(format!("{locator}.part"));
     let final_path = volume.blob_path(&locator);
     let hashers = std::mem::take(&mut limit.hashers);
-    let parallel_md5 = limit.expected.is_none_or(|size| size >= PARALLEL_MD5_FROM);
+    let large = limit.expected.is_none_or(|size| size >= LARGE_FROM);
+    let parallel_md5 = large;
     let (md5_sender, md5_task) = if parallel_md5 {
         let (sender, mut receiver) = mpsc::channel::<Bytes>(QUEUE_DEPTH);
         let task = tokio::task::spawn_blocking(move || {
@@ -204,7 +219,7 @@ where
         (None, None)
     };
     let disk = tokio::task::spawn_blocking(move || {
-        disk_thread(receiver, hashers, !parallel_md5, &temp_path, &final_path)
+        disk_thread(receiver, hashers, large, &temp_path, &final_path)
     });
 
     let mut received: u64 = 0;
@@ -279,14 +294,14 @@ struct Digests {
 fn disk_thread(
     mut receiver: mpsc::Receiver<Message>,
     mut extra: Vec<Box<dyn Hasher>>,
-    with_md5: bool,
+    large: bool,
     temp_path: &Path,
     final_path: &Path,
 ) -> Result<Digests> {
-    let mut md5 = with_md5.then(Md5::new);
+    let mut md5 = (!large).then(Md5::new);
     let mut blake3 = blake3::Hasher::new();
     let mut size: u64 = 0;
-    let mut file: Option<BufWriter<File>> = None;
+    let mut file: Option<Sink> = None;
     let mut flusher: Option<Flusher> = None;
     let mut finished = false;
 
@@ -302,18 +317,17 @@ fn disk_thread(
                         hasher.update(&chunk);
                     }
                     size += chunk.len() as u64;
-                    let writer = match &mut file {
-                        Some(writer) => writer,
-                        None => file.insert(BufWriter::with_capacity(
-                            WRITE_BUFFER,
-                            create_temp(temp_path)?,
-                        )),
+                    let sink = match &mut file {
+                        Some(sink) => sink,
+                        None => file.insert(Sink::create(temp_path, large)?),
                     };
-                    writer.write_all(&chunk)?;
-                    if size / FLUSH_EVERY != (size - chunk.len() as u64) / FLUSH_EVERY {
+                    sink.write(&chunk)?;
+                    if !sink.is_direct()
+                        && size / FLUSH_EVERY != (size - chunk.len() as u64) / FLUSH_EVERY
+                    {
                         let flusher = match &mut flusher {
                             Some(flusher) => flusher,
-                            None => flusher.insert(Flusher::start(writer.get_ref())?),
+                            None => flusher.insert(Flusher::start(sink.file())?),
                         };
                         flusher.poke();
                     }
@@ -330,7 +344,9 @@ fn disk_thread(
     // Wait for a background flush in progress before the final one.
     drop(flusher);
     let committed = match (result, finished, file) {
-        (Ok(()), true, Some(writer)) => publish(writer, temp_path, final_path),
+        (Ok(()), true, Some(sink)) => {
+            sink.finish().and_then(|file| publish(file, temp_path, final_path))
+        }
         (Ok(()), true, None) => Ok(()),
         (Ok(()), false, _) => Err(io::Error::new(io::ErrorKind::Interrupted, "upload aborted")),
         (Err(err), _, _) => Err(err),
@@ -388,17 +404,145 @@ impl Drop for Flusher {
     }
 }
 
-fn create_temp(path: &Path) -> io::Result<File> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
+/// Where a blob's bytes go: a temp file written through the page cache, or around it.
+enum Sink {
+    Buffered(BufWriter<File>),
+    Direct(DirectFile),
+}
+
+impl Sink {
+    /// A large body's file is opened for direct I/O when the filesystem allows it.
+    fn create(path: &Path, large: bool) -> io::Result<Self> {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        if large {
+            let direct = options
+                .clone()
+                .custom_flags(rustix::fs::OFlags::DIRECT.bits() as i32)
+                .open(path);
+            match direct {
+                Ok(file) => return Ok(Self::Direct(DirectFile::new(file))),
+                // tmpfs and others refuse the flag: the page cache it is.
+                Err(err) if err.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(Self::Buffered(BufWriter::with_capacity(
+            WRITE_BUFFER,
+            options.open(path)?,
+        )))
+    }
+
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        match self {
+            Self::Buffered(writer) => writer.write_all(data),
+            Self::Direct(direct) => direct.write(data),
+        }
+    }
+
+    fn is_direct(&self) -> bool {
+        matches!(self, Self::Direct(direct) if direct.direct)
+    }
+
+    fn file(&self) -> &File {
+        match self {
+            Self::Buffered(writer) => writer.get_ref(),
+            Self::Direct(direct) => &direct.file,
+        }
+    }
+
+    /// Everything written to the file (not yet synced).
+    fn finish(self) -> io::Result<File> {
+        match self {
+            Self::Buffered(writer) => writer.into_inner().map_err(|err| err.into_error()),
+            Self::Direct(direct) => direct.finish(),
+        }
+    }
+}
+
+/// A file opened with `O_DIRECT`, written in whole aligned blocks from an aligned buffer;
+/// the tail that does not fill a block goes through the page cache (the flag cleared), as
+/// does everything after a short or refused direct write.
+pub(crate) struct DirectFile {
+    file: File,
+    /// `DIRECT_BLOCK` bytes from `start` are the aligned block being filled.
+    buffer: Vec<u8>,
+    start: usize,
+    filled: usize,
+    pub(crate) direct: bool,
+}
+
+impl DirectFile {
+    pub(crate) fn new(file: File) -> Self {
+        let buffer = vec![0u8; DIRECT_BLOCK + DIRECT_ALIGN];
+        let start = buffer.as_ptr().align_offset(DIRECT_ALIGN);
+        Self {
+            file,
+            buffer,
+            start,
+            filled: 0,
+            direct: true,
+        }
+    }
+
+    pub(crate) fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            let taken = (DIRECT_BLOCK - self.filled).min(data.len());
+            let at = self.start + self.filled;
+            self.buffer[at..at + taken].copy_from_slice(&data[..taken]);
+            self.filled += taken;
+            data = &data[taken..];
+            if self.filled == DIRECT_BLOCK {
+                self.write_block()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_block(&mut self) -> io::Result<()> {
+        let block = self.start..self.start + self.filled;
+        let mut written = 0;
+        if self.direct {
+            match (&self.file).write(&self.buffer[block.clone()]) {
+                Ok(count) => written = count,
+                // Accepted at open, refused at write (some FUSE and network filesystems).
+                Err(err) if err.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        if written < self.filled {
+            // A short direct write leaves the offset unaligned: the rest of the file goes
+            // through the page cache.
+            if self.direct {
+                self.leave_direct()?;
+            }
+            (&self.file).write_all(&self.buffer[block][written..])?;
+        }
+        self.filled = 0;
+        Ok(())
+    }
+
+    fn leave_direct(&mut self) -> io::Result<()> {
+        let flags = rustix::fs::fcntl_getfl(&self.file)?;
+        rustix::fs::fcntl_setfl(&self.file, flags - rustix::fs::OFlags::DIRECT)?;
+        self.direct = false;
+        Ok(())
+    }
+
+    pub(crate) fn finish(mut self) -> io::Result<File> {
+        if self.filled > 0 {
+            if self.direct {
+                self.leave_direct()?;
+            }
+            self.write_block()?;
+        }
+        Ok(self.file)
+    }
 }
 
 /// fsync the data, rename into place, fsync the directory: after this returns, a crash
 /// cannot lose the blob, and before it the blob is invisible.
-fn publish(writer: BufWriter<File>, temp_path: &Path, final_path: &Path) -> io::Result<()> {
-    let file = writer.into_inner().map_err(|err| err.into_error())?;
+fn publish(file: File, temp_path: &Path, final_path: &Path) -> io::Result<()> {
     file.sync_all()?;
     drop(file);
     let dir = final_path.parent().expect("blob paths have a parent");
