@@ -238,7 +238,16 @@ pub const MULTISTATUS_CLOSE: &str = "</D:multistatus>\n";
 
 /// RFC 1123 date, as `getlastmodified` and `Last-Modified` need.
 pub fn http_date(time: Timestamp) -> String {
-    httpdate::fmt_http_date(time.to_system_time())
+    HttpDate(time).to_string()
+}
+
+/// An RFC 1123 date written straight into a response (no string of its own).
+struct HttpDate(Timestamp);
+
+impl std::fmt::Display for HttpDate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        httpdate::HttpDate::from(self.0.to_system_time()).fmt(f)
+    }
 }
 
 /// RFC 3339 without fractions, the `creationdate` format clients parse.
@@ -368,28 +377,28 @@ pub fn wants_checksums(request: &PropRequest) -> bool {
 fn live_value(
     out: &mut String,
     entry: &Entry,
-    prop: &PropName,
+    (namespace, name): (&str, &str),
     context: &RenderContext,
     extras: &Extras,
 ) -> bool {
     let folder = entry.is_folder();
-    if prop.namespace == OC_NS {
+    if namespace == OC_NS {
         // rclone's owncloud vendor reads hashes here.
-        return prop.name == "checksums" && oc_checksums(out, entry, extras);
+        return name == "checksums" && oc_checksums(out, entry, extras);
     }
-    if prop.is(MS_NS, "Win32LastModifiedTime") {
+    if namespace == MS_NS && name == "Win32LastModifiedTime" {
         // Set by Explorer as the mtime; read back from it, so it never disagrees.
         let _ = write!(
             out,
             "<Z:Win32LastModifiedTime xmlns:Z=\"{MS_NS}\">{}</Z:Win32LastModifiedTime>",
-            http_date(entry.modified)
+            HttpDate(entry.modified)
         );
         return true;
     }
-    if prop.namespace != DAV_NS {
+    if namespace != DAV_NS {
         return false;
     }
-    match prop.name.as_str() {
+    match name {
         "lockdiscovery" => lock_discovery(out, entry, &context.locks, &context.prefix),
         "supportedlock" => out.push_str(SUPPORTED_LOCK),
         "resourcetype" if folder => {
@@ -414,7 +423,7 @@ fn live_value(
             let _ = write!(
                 out,
                 "<D:getlastmodified>{}</D:getlastmodified>",
-                http_date(entry.modified)
+                HttpDate(entry.modified)
             );
         }
         "getcontentlength" if !folder => {
@@ -458,13 +467,15 @@ fn live_value(
 }
 
 /// The type a GET of this entry answers with: the stored one, else a guess from the name.
-pub fn content_type(entry: &Entry) -> String {
-    entry.content_type.clone().unwrap_or_else(|| {
-        mime_guess::from_path(entry.path.name().unwrap_or_default())
+pub fn content_type(entry: &Entry) -> std::borrow::Cow<'_, str> {
+    match &entry.content_type {
+        Some(stored) => std::borrow::Cow::Borrowed(stored),
+        None => mime_guess::from_path(entry.path.name().unwrap_or_default())
             .first_or_octet_stream()
             .essence_str()
             .to_owned()
-    })
+            .into(),
+    }
 }
 
 /// Appends one `<D:response>` for `entry` at `href`, with its dead properties.
@@ -484,7 +495,7 @@ pub fn render_response(
         PropRequest::AllProp => {
             out.push_str("<D:propstat><D:prop>");
             for name in LIVE.iter().filter(|name| **name != "supportedlock") {
-                live_value(out, entry, &dav(name), context, extras);
+                live_value(out, entry, (DAV_NS, name), context, extras);
             }
             for prop in dead {
                 out.push_str(&compact(&prop.xml));
@@ -493,9 +504,10 @@ pub fn render_response(
         }
         PropRequest::PropName => {
             out.push_str("<D:propstat><D:prop>");
+            let mut scratch = String::new();
             for name in LIVE.iter().chain(QUOTA) {
-                let mut scratch = String::new();
-                if live_value(&mut scratch, entry, &dav(name), context, extras) {
+                scratch.clear();
+                if live_value(&mut scratch, entry, (DAV_NS, name), context, extras) {
                     let _ = write!(out, "<D:{name}/>");
                 }
             }
@@ -511,25 +523,28 @@ pub fn render_response(
             out.push_str("</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>");
         }
         PropRequest::Props(names) => {
-            let mut found = String::new();
+            // The found values go straight into `out`; the opening is taken back if none
+            // was found. Missing names are rare: their string allocates only then.
+            const OPEN: &str = "<D:propstat><D:prop>";
+            out.push_str(OPEN);
+            let values_from = out.len();
             let mut missing = String::new();
             for prop in names {
-                if live_value(&mut found, entry, prop, context, extras) {
+                if live_value(out, entry, (&prop.namespace, &prop.name), context, extras) {
                     continue;
                 }
                 match dead
                     .iter()
                     .find(|d| d.namespace == prop.namespace && d.name == prop.name)
                 {
-                    Some(value) => found.push_str(&compact(&value.xml)),
+                    Some(value) => out.push_str(&compact(&value.xml)),
                     None => empty_element(&mut missing, prop),
                 }
             }
-            if !found.is_empty() {
-                let _ = write!(
-                    out,
-                    "<D:propstat><D:prop>{found}</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>"
-                );
+            if out.len() == values_from {
+                out.truncate(values_from - OPEN.len());
+            } else {
+                out.push_str("</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>");
             }
             if !missing.is_empty() {
                 let _ = write!(
@@ -540,13 +555,6 @@ pub fn render_response(
         }
     }
     out.push_str("</D:response>\n");
-}
-
-fn dav(name: &str) -> PropName {
-    PropName {
-        namespace: DAV_NS.into(),
-        name: name.into(),
-    }
 }
 
 /// Whether a PROPFIND needs the entries' dead properties.

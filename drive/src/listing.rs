@@ -70,7 +70,7 @@ impl Drive {
         let rows = catalog
             .list_children(grant.account_id, parent_id, &range, limit)
             .await?;
-        Ok(rows.iter().map(Entry::from_row).collect())
+        Ok(rows.into_iter().map(Entry::from_owned_row).collect())
     }
 
     /// An S3 ListObjects page of bucket `bucket`.

@@ -192,17 +192,25 @@ pub const EMPTY_ETAG: &str = "d41d8cd98f00b204e9800998ecf8427e";
 
 impl Entry {
     pub(crate) fn from_row(row: &NodeRow) -> Self {
+        Self::with_strings(row, row.etag.clone(), row.content_type.clone())
+    }
+
+    /// [`Entry::from_row`] keeping the row's strings (listings: one entry per row).
+    pub(crate) fn from_owned_row(mut row: NodeRow) -> Self {
+        let etag = row.etag.take();
+        let content_type = row.content_type.take();
+        Self::with_strings(&row, etag, content_type)
+    }
+
+    fn with_strings(row: &NodeRow, etag: Option<String>, content_type: Option<String>) -> Self {
         let kind = Kind::from_catalog(row.kind);
-        let etag = row
-            .etag
-            .clone()
-            .or_else(|| (kind == Kind::Folder).then(|| EMPTY_ETAG.to_owned()));
+        let etag = etag.or_else(|| (kind == Kind::Folder).then(|| EMPTY_ETAG.to_owned()));
         Self {
             path: NodePath::from_key(&row.key),
             kind,
             size: u64::try_from(row.size).unwrap_or(0),
             etag,
-            content_type: row.content_type.clone(),
+            content_type,
             modified: Timestamp::from_nanos(row.mtime),
             created: Timestamp::from_nanos(row.created_at),
             implicit: row.implicit,
