@@ -14,6 +14,7 @@
 mod rows;
 mod error;
 mod migrate;
+mod readpool;
 mod tx;
 mod walsync;
 mod writeconn;
@@ -25,9 +26,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
 pub use error::{Error, Result};
 pub use rows::*;
@@ -38,7 +37,11 @@ pub use tx::{NewVersionRows, PutProbe, PutProbeQuery, Tx, VersionNode};
 macro_rules! on_backend {
     ($backend:expr, read, $pool:ident => $body:expr) => {
         match $backend {
-            $crate::Backend::Sqlite { read: $pool, .. } => $body,
+            $crate::Backend::Sqlite { read, .. } => {
+                let mut lease = read.acquire().await?;
+                let $pool = &mut *lease;
+                $body
+            }
             $crate::Backend::Postgres($pool) => $body,
         }
     };
@@ -57,7 +60,7 @@ pub(crate) enum Backend {
     /// queues writers in the process instead of letting them spin on SQLITE_BUSY; readers
     /// run in parallel under WAL.
     Sqlite {
-        read: SqlitePool,
+        read: std::sync::Arc<readpool::ReadPool>,
         write: std::sync::Arc<writeconn::WriteConnection>,
         /// Group commit: the one fsync of the WAL many commits share.
         wal: std::sync::Arc<walsync::WalSync>,
@@ -214,9 +217,10 @@ impl Catalog {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));
         let wal = std::sync::Arc::new(walsync::WalSync::new(connect.get_filename().to_path_buf()));
-        // A connection to a local file has nothing to test before use, and the test is a
-        // round trip to the connection's thread: skipped on the read pool; the one write
-        // connection is not pooled at all (`writeconn.rs`).
+        // A connection to a local file has nothing to test before or after use, and sqlx's
+        // pool tests each one it gets back with a round trip to the connection's thread:
+        // neither the read connections (`readpool.rs`) nor the one write connection
+        // (`writeconn.rs`) are in one.
         let writer = std::sync::Arc::new(writer::WriterThread::start()?);
         let write = std::sync::Arc::new(
             writeconn::WriteConnection::open(
@@ -226,14 +230,16 @@ impl Catalog {
             )
             .await?,
         );
-        let read = SqlitePoolOptions::new()
-            .max_connections(options.max_connections.max(2))
-            .test_before_acquire(false)
-            .acquire_timeout(options.acquire_timeout)
-            // Listings read a thousand rows per query: hand them over from the SQLite
-            // thread in large batches rather than fifty at a time.
-            .connect_with(connect.read_only(true).row_buffer_size(1024))
-            .await?;
+        let read = std::sync::Arc::new(
+            readpool::ReadPool::open(
+                // Listings read a thousand rows per query: hand them over from the SQLite
+                // thread in large batches rather than fifty at a time.
+                connect.read_only(true).row_buffer_size(1024),
+                options.max_connections.max(2) as usize,
+                options.acquire_timeout,
+            )
+            .await?,
+        );
         Ok(Self {
             backend: Backend::Sqlite {
                 read,
@@ -515,7 +521,9 @@ impl Catalog {
                         Param::Text(v) => query.bind(v),
                     };
                 }
-                let json: String = query.bind(limit).fetch_one(read).await?;
+                let mut lease = read.acquire().await?;
+                let json: String = query.bind(limit).fetch_one(&mut *lease).await?;
+                drop(lease);
                 let mut nodes = live_nodes_from_json(&json, account_id)?;
                 // The rows arrive in key order already; sorting a sorted run is one pass,
                 // and it makes the order a guarantee rather than SQLite's habit.

@@ -65,7 +65,9 @@ async fn large_body_streams_in_many_chunks() {
 /// Bytes whose every position differs from its neighbours', so a block written at the
 /// wrong offset or twice shows.
 fn numbered_bytes(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[3]).collect()
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[3])
+        .collect()
 }
 
 async fn write_and_read_back_whole(dir: &std::path::Path, len: usize, chunk: usize) {
@@ -80,12 +82,22 @@ async fn write_and_read_back_whole(dir: &std::path::Path, len: usize, chunk: usi
         .await
         .unwrap();
     assert_eq!(written.size, len as u64);
-    assert_eq!(written.md5, <[u8; 16]>::from(md5_asm_impl::Md5::digest(&data)));
+    assert_eq!(
+        written.md5,
+        <[u8; 16]>::from(md5_asm_impl::Md5::digest(&data))
+    );
     assert_eq!(written.blake3, *blake3::hash(&data).as_bytes());
     let locator = written.locator.unwrap();
     let back = read_all(&volume, &locator, 0..len as u64).await;
-    assert!(back == data, "{len} bytes in chunks of {chunk} came back different");
-    assert_eq!(file_count(&volume).await.1, 0, "a temp file was left behind");
+    assert!(
+        back == data,
+        "{len} bytes in chunks of {chunk} came back different"
+    );
+    assert_eq!(
+        file_count(&volume).await.1,
+        0,
+        "a temp file was left behind"
+    );
 }
 
 #[tokio::test]
@@ -130,7 +142,10 @@ fn a_refused_direct_write_goes_through_the_page_cache_instead() {
     assert!(!direct.direct, "the refused write left direct I/O");
     direct.finish().unwrap().sync_all().unwrap();
     let mut back = Vec::new();
-    std::fs::File::open(&path).unwrap().read_to_end(&mut back).unwrap();
+    std::fs::File::open(&path)
+        .unwrap()
+        .read_to_end(&mut back)
+        .unwrap();
     assert_eq!(back.len(), data.len() + 1);
     assert!(back[0] == 0 && back[1..] == data[..]);
 }

@@ -344,9 +344,9 @@ fn disk_thread(
     // Wait for a background flush in progress before the final one.
     drop(flusher);
     let committed = match (result, finished, file) {
-        (Ok(()), true, Some(sink)) => {
-            sink.finish().and_then(|file| publish(file, temp_path, final_path))
-        }
+        (Ok(()), true, Some(sink)) => sink
+            .finish()
+            .and_then(|file| publish(file, temp_path, final_path)),
         (Ok(()), true, None) => Ok(()),
         (Ok(()), false, _) => Err(io::Error::new(io::ErrorKind::Interrupted, "upload aborted")),
         (Err(err), _, _) => Err(err),
@@ -423,7 +423,8 @@ impl Sink {
             match direct {
                 Ok(file) => return Ok(Self::Direct(DirectFile::new(file))),
                 // tmpfs and others refuse the flag: the page cache it is.
-                Err(err) if err.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {}
+                Err(err) if err.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+                }
                 Err(err) => return Err(err),
             }
         }
@@ -506,7 +507,8 @@ impl DirectFile {
             match (&self.file).write(&self.buffer[block.clone()]) {
                 Ok(count) => written = count,
                 // Accepted at open, refused at write (some FUSE and network filesystems).
-                Err(err) if err.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {}
+                Err(err) if err.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+                }
                 Err(err) => return Err(err),
             }
         }
