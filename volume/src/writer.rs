@@ -204,8 +204,7 @@ where
     let final_path = volume.blob_path(&locator);
     let hashers = std::mem::take(&mut limit.hashers);
     let large = limit.expected.is_none_or(|size| size >= LARGE_FROM);
-    let parallel_md5 = large;
-    let (md5_sender, md5_task) = if parallel_md5 {
+    let (md5_sender, md5_task) = if large {
         let (sender, mut receiver) = mpsc::channel::<Bytes>(QUEUE_DEPTH);
         let task = tokio::task::spawn_blocking(move || {
             let mut md5 = Md5::new();
@@ -423,8 +422,7 @@ impl Sink {
             match direct {
                 Ok(file) => return Ok(Self::Direct(DirectFile::new(file))),
                 // tmpfs and others refuse the flag: the page cache it is.
-                Err(err) if err.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
-                }
+                Err(err) if refused(&err) => {}
                 Err(err) => return Err(err),
             }
         }
@@ -504,13 +502,15 @@ impl DirectFile {
         let block = self.start..self.start + self.filled;
         let mut written = 0;
         if self.direct {
-            match (&self.file).write(&self.buffer[block.clone()]) {
-                Ok(count) => written = count,
-                // Accepted at open, refused at write (some FUSE and network filesystems).
-                Err(err) if err.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+            written = loop {
+                match (&self.file).write(&self.buffer[block.clone()]) {
+                    Ok(count) => break count,
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                    // Accepted at open, refused at write (some FUSE and network filesystems).
+                    Err(err) if refused(&err) => break 0,
+                    Err(err) => return Err(err),
                 }
-                Err(err) => return Err(err),
-            }
+            };
         }
         if written < self.filled {
             // A short direct write leaves the offset unaligned: the rest of the file goes
@@ -540,6 +540,11 @@ impl DirectFile {
         }
         Ok(self.file)
     }
+}
+
+/// `EINVAL`: how a filesystem says no to direct I/O, at open or at a write.
+fn refused(err: &io::Error) -> bool {
+    err.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error())
 }
 
 /// fsync the data, rename into place, fsync the directory: after this returns, a crash
