@@ -8,6 +8,7 @@
 //!
 //! This crate never touches SQL or HTTP: it knows blob locators, not keys or accounts.
 
+mod md5lanes;
 mod reader;
 mod writer;
 

@@ -2,8 +2,9 @@
 //!
 //! The async side pulls the request body and enforces limits; a blocking thread owns the
 //! file, so disk latency never stalls the runtime. Large bodies spread the work: MD5 —
-//! inherently serial, and the slowest of the digests — runs on a thread of its own beside
-//! the one that computes the other digests and writes. Large bodies bypass the page cache
+//! inherently serial, and the slowest of the digests — is computed by the shared MD5
+//! workers (`md5lanes.rs`, several uploads side by side in vector lanes) beside the
+//! thread that computes the other digests and writes. Large bodies bypass the page cache
 //! (`O_DIRECT`, whole aligned blocks): a buffered write copies every byte into the cache
 //! and the fsync then waits for the kernel's writeback, which on our disks runs at a third
 //! of what direct writes reach (427 MB/s against 1.2–1.4 GB/s with `dd`), so the final
@@ -29,17 +30,18 @@ use futures::StreamExt;
 use md5_asm_impl::{Digest, Md5};
 use tokio::sync::mpsc;
 
+use crate::md5lanes::Md5Stream;
 use crate::{BlobLocator, Error, LimitReason, Result, Volume};
 
 /// Size of the write buffer in front of the temp file: large enough that small network
 /// chunks become few large `write` calls.
 const WRITE_BUFFER: usize = 1 << 20;
-/// Chunks queued between the network and the disk thread (and the MD5 thread). A chunk
+/// Chunks queued between the network and the disk thread (and the MD5 workers). A chunk
 /// is what one socket read returned, up to hyper's ~400 KiB buffer, so this bounds what
 /// one upload holds while the disk is slower than the network: 16 concurrent uploads
 /// with 16-deep queues peaked at 245 MB resident, with 4 at about 120 MB, at the same
 /// throughput.
-const QUEUE_DEPTH: usize = 4;
+pub(crate) const QUEUE_DEPTH: usize = 4;
 /// Bodies announced below this size hash MD5 on the disk thread, and are written through
 /// the page cache: a second thread would cost more than it saves, and most of such a file
 /// would be the tail a direct write cannot take.
@@ -204,19 +206,7 @@ where
     let final_path = volume.blob_path(&locator);
     let hashers = std::mem::take(&mut limit.hashers);
     let large = limit.expected.is_none_or(|size| size >= LARGE_FROM);
-    let (md5_sender, md5_task) = if large {
-        let (sender, mut receiver) = mpsc::channel::<Bytes>(QUEUE_DEPTH);
-        let task = tokio::task::spawn_blocking(move || {
-            let mut md5 = Md5::new();
-            while let Some(chunk) = receiver.blocking_recv() {
-                md5.update(&chunk);
-            }
-            <[u8; 16]>::from(md5.finalize())
-        });
-        (Some(sender), Some(task))
-    } else {
-        (None, None)
-    };
+    let md5_lanes = large.then(Md5Stream::new);
     let disk = tokio::task::spawn_blocking(move || {
         disk_thread(receiver, hashers, large, &temp_path, &final_path)
     });
@@ -229,11 +219,9 @@ where
                 continue;
             }
             received += chunk.len() as u64;
-            if let Some(md5) = &md5_sender {
+            if let Some(md5) = &md5_lanes {
                 // A clone of `Bytes` shares the buffer: no copy.
-                if md5.send(chunk.clone()).await.is_err() {
-                    return Err(Error::Io(io::Error::other("the MD5 thread stopped")));
-                }
+                md5.update(chunk.clone()).await;
             }
             check_limits(limit.expected, limit.max, received)?;
             if sender.send(Message::Chunk(chunk)).await.is_err() {
@@ -255,18 +243,14 @@ where
         let _ = sender.send(Message::Finish).await;
     }
     drop(sender);
-    drop(md5_sender);
     let disk_result = disk
         .await
         .map_err(|err| io::Error::other(err.to_string()))?;
-    let md5 = match md5_task {
-        Some(task) => Some(
-            task.await
-                .map_err(|err| io::Error::other(err.to_string()))?,
-        ),
+    outcome?;
+    let md5 = match md5_lanes {
+        Some(md5) => Some(md5.finish().await?),
         None => None,
     };
-    outcome?;
     let mut digests = disk_result?;
     if let Some(md5) = md5 {
         digests.md5 = md5;
