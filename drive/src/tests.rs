@@ -238,6 +238,24 @@ async fn s3_folders_are_implicit_and_vanish_with_their_last_object() {
             .unwrap();
         assert_eq!(list(&h, "", None, None, 100).await.0, ["kept/"]);
 
+        // A marker written where an implicit folder stands makes it explicit: it stays.
+        put_s3(&h, "late/f", b"f").await;
+        put_s3(&h, "late/", b"").await;
+        h.drive
+            .delete_object(&h.alice, &p("bkt/late/f"), Kind::File)
+            .await
+            .unwrap();
+        let late = h
+            .drive
+            .stat(&h.alice, &p("bkt/late"), Kind::Folder)
+            .await
+            .unwrap();
+        assert!(!late.implicit);
+        h.drive
+            .delete_object(&h.alice, &p("bkt/late/"), Kind::Folder)
+            .await
+            .unwrap();
+
         // A tree client deleting the last file keeps the folder it saw.
         put_s3(&h, "seen/f", b"f").await;
         h.drive.delete(&h.alice, &p("bkt/seen/f")).await.unwrap();
