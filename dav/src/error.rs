@@ -27,7 +27,7 @@ pub fn to_status(err: &Error, request_id: &str) -> (StatusCode, String) {
         Error::Forbidden => StatusCode::FORBIDDEN,
         Error::Locked => StatusCode::LOCKED,
         Error::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
-        Error::QuotaExceeded => StatusCode::INSUFFICIENT_STORAGE,
+        Error::QuotaExceeded | Error::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
         Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         Error::IncompleteBody { .. }
         | Error::BodyFailed(_)
@@ -78,6 +78,7 @@ mod tests {
             (Error::Forbidden, 403),
             (Error::Locked, 423),
             (Error::QuotaExceeded, 507),
+            (Error::StorageFull, 507),
             (Error::TooLarge { limit: 1 }, 413),
             (
                 Error::IncompleteBody {

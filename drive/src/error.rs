@@ -67,6 +67,8 @@ pub enum Error {
     TooManyAttempts { retry_after: u64 },
     #[error("the account's quota would be exceeded")]
     QuotaExceeded,
+    #[error("the server's disk is full")]
+    StorageFull,
     #[error("the content does not match the digest the client sent")]
     BadDigest,
     #[error("the content does not match the {} checksum the client sent", .0.as_str())]
@@ -136,6 +138,15 @@ impl From<portico_volume::Error> for Error {
             } => Error::TooLarge { limit },
             V::Incomplete { expected, received } => Error::IncompleteBody { expected, received },
             V::Body(source) => Error::BodyFailed(source),
+            V::Io(source)
+                if matches!(
+                    source.kind(),
+                    std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+                ) =>
+            {
+                tracing::error!(error = %source, "the volume's disk is full: uploads fail until space is freed");
+                Error::StorageFull
+            }
             other => Error::Internal(Box::new(other)),
         }
     }

@@ -1684,3 +1684,14 @@ mod dav_class_two {
         }
     }
 }
+
+#[test]
+fn a_full_disk_is_its_own_error_not_an_internal_one() {
+    for kind in [io::ErrorKind::StorageFull, io::ErrorKind::QuotaExceeded] {
+        let err = Error::from(portico_volume::Error::Io(io::Error::from(kind)));
+        assert!(matches!(err, Error::StorageFull), "{err:?}");
+        assert!(!err.is_internal());
+    }
+    let other = Error::from(portico_volume::Error::Io(io::Error::other("x")));
+    assert!(matches!(other, Error::Internal(_)), "{other:?}");
+}

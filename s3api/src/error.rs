@@ -81,6 +81,10 @@ pub fn to_s3_error(err: Error, request_id: &str) -> S3Error {
             S3ErrorCode::Custom("QuotaExceeded".into()),
             "The account's storage quota does not allow this upload.".into(),
         ),
+        Error::StorageFull => (
+            S3ErrorCode::Custom("InsufficientStorage".into()),
+            "The server's disk is full; nothing was written.".into(),
+        ),
         Error::BadDigest => (
             S3ErrorCode::BadDigest,
             "The Content-MD5 you specified did not match what we received.".into(),
@@ -135,6 +139,7 @@ pub fn to_s3_error(err: Error, request_id: &str) -> S3Error {
     };
     let status = match (&err, code.status_code()) {
         (Error::QuotaExceeded, _) => Some(http::StatusCode::FORBIDDEN),
+        (Error::StorageFull, _) => Some(http::StatusCode::INSUFFICIENT_STORAGE),
         (Error::InvalidPartNumber { .. }, _) => Some(http::StatusCode::RANGE_NOT_SATISFIABLE),
         // Codes s3s knows no status for (custom ones, XAmzContentSHA256Mismatch) are the
         // client's fault.
@@ -224,6 +229,7 @@ mod tests {
             (Error::Forbidden, "AccessDenied", 403),
             (Error::Locked, "AccessDenied", 403),
             (Error::QuotaExceeded, "QuotaExceeded", 403),
+            (Error::StorageFull, "InsufficientStorage", 507),
             (Error::BadDigest, "BadDigest", 400),
             (
                 Error::BadChecksum(portico_drive::ChecksumAlgorithm::Crc32),

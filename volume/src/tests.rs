@@ -447,3 +447,28 @@ async fn small_bodies_come_back_inline_and_larger_ones_become_files() {
     assert!(empty.inline.is_none() && empty.locator.is_none());
     assert_eq!(file_count(&volume).await, (1, 0));
 }
+
+/// A disk that fails mid-upload (full, or its temp folder gone) is what the writer reports,
+/// not the body it stopped reading: a full disk must not answer "your body was short".
+#[tokio::test]
+async fn a_disk_failure_is_reported_as_itself_not_as_a_short_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let volume = Volume::open(dir.path()).unwrap();
+    std::fs::remove_dir_all(volume.temp_dir()).unwrap();
+    let chunk = vec![7u8; 64 << 10];
+    let chunks: Vec<&[u8]> = (0..64).map(|_| chunk.as_slice()).collect();
+    let written = volume
+        .write(
+            body(&chunks),
+            WriteOptions {
+                expected: Some(64 * chunk.len() as u64),
+                max: None,
+                ..Default::default()
+            },
+        )
+        .await;
+    match written {
+        Err(Error::Io(err)) => assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}"),
+        other => panic!("expected the disk's error, got {other:?}"),
+    }
+}

@@ -212,6 +212,7 @@ where
     });
 
     let mut received: u64 = 0;
+    let mut disk_stopped = false;
     let outcome: Result<()> = async {
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(Error::Body)?;
@@ -226,11 +227,13 @@ where
             check_limits(limit.expected, limit.max, received)?;
             if sender.send(Message::Chunk(chunk)).await.is_err() {
                 // The disk thread stopped early: its own error is reported below.
+                disk_stopped = true;
                 break;
             }
         }
         if let Some(expected) = limit.expected
             && received < expected
+            && !disk_stopped
         {
             return Err(Error::Incomplete { expected, received });
         }
@@ -246,12 +249,16 @@ where
     let disk_result = disk
         .await
         .map_err(|err| io::Error::other(err.to_string()))?;
-    outcome?;
+    let mut digests = match (outcome, disk_result) {
+        // The disk failed first (full, gone): that is the cause, not the body it stopped.
+        (_, Err(err)) if disk_stopped => return Err(err),
+        (Err(err), _) => return Err(err),
+        (Ok(()), disk_result) => disk_result?,
+    };
     let md5 = match md5_lanes {
         Some(md5) => Some(md5.finish().await?),
         None => None,
     };
-    let mut digests = disk_result?;
     if let Some(md5) = md5 {
         digests.md5 = md5;
     }
