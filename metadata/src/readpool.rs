@@ -135,6 +135,11 @@ mod tests {
             assert_eq!(rows.try_next().await.unwrap(), Some(1));
             // The stream and the lease end here, 99,999 rows early.
         }
+        assert_eq!(
+            pool.idle_connections().len(),
+            1,
+            "the connection went back on the stack"
+        );
         let mut lease = pool.acquire().await.unwrap();
         let count: i64 = sqlx::query_scalar("SELECT count(*) FROM (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10) SELECT i FROM n)")
             .fetch_one(&mut *lease)

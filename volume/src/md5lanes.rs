@@ -6,10 +6,11 @@
 //! is the same instruction on eight lanes of a vector. Concurrent uploads — 16 at once in
 //! our benchmark, rclone's four transfers, the ten parts aws-cli sends of one large file —
 //! queue their chunks here; a few worker threads (one per core) take up to eight ready
-//! streams at a time and run their blocks side by side through [`compress_lanes`], written
-//! as plain loops over lanes that the compiler turns into SSE2 vector instructions (the
-//! baseline of every x86-64 CPU: no unsafe code, no feature detection). A stream alone
-//! goes through the scalar assembly compressor instead, as fast as before.
+//! streams at a time and run their blocks side by side through [`compress_lanes`], on
+//! `wide`'s four-lane vectors, which are SSE2 instructions (the baseline of every x86-64
+//! CPU: no unsafe code, no feature detection; plain loops over lanes were left scalar by
+//! the compiler, 1.0 GB/s against 2.0). A stream alone goes through the scalar assembly
+//! compressor instead, as fast as before.
 //!
 //! Each stream's chunks are hashed in order, by one worker at a time; a chunk's bytes that
 //! do not fill a block wait in the stream's carry for the next chunk. An upload's queue is
