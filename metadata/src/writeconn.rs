@@ -230,3 +230,25 @@ fn group_failed() -> Error {
         "the catalog could not commit a group of writes this one was part of".into(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Connection;
+
+    /// A group's savepoint journal stays in memory (`.cargo/config.toml`): with SQLite's
+    /// default of 64 KiB, most groups of small writes created a temporary file.
+    #[tokio::test]
+    async fn savepoint_journals_stay_in_memory_up_to_4_mib() {
+        let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        let options: Vec<String> = sqlx::query_scalar("PRAGMA compile_options")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        assert!(
+            options.iter().any(|o| o == "STMTJRNL_SPILL=4194304"),
+            "SQLite was built without LIBSQLITE3_FLAGS from .cargo/config.toml: {options:?}"
+        );
+    }
+}
