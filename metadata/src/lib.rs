@@ -111,6 +111,9 @@ enum Param {
 /// The columns of a live node a listing page needs, as SQLite's JSON page carries them: the
 /// account is the query's, a live node has no trash columns, and the name is the key's
 /// last segment — four values fewer to turn into text and back on every entry.
+/// A pooled PostgreSQL connection idle at least this long is pinged before it is used.
+const PG_TEST_IDLE_AFTER: Duration = Duration::from_secs(1);
+
 const LIVE_NODE_JSON: &str =
     "id, parent_id, kind, key, implicit, version_row, size, etag, content_type, mtime, created_at";
 
@@ -254,6 +257,19 @@ impl Catalog {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
+            // sqlx pings every connection it hands out (and again as it takes it back): a
+            // round trip to the server per transaction and per read. A connection that sat
+            // idle for a second is still tested, so one a database restart broke is
+            // replaced before use; one in steady use is not.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PG_TEST_IDLE_AFTER {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect(url)
             .await?;
         Ok(Self {

@@ -797,3 +797,31 @@ async fn concurrent_writers_commit_theirs_and_roll_back_only_theirs() {
         }
     });
 }
+
+/// PostgreSQL connections are not pinged before each use, only after sitting idle: one the
+/// server dropped meanwhile (a restart, an idle timeout) is replaced, not handed out.
+#[tokio::test]
+async fn postgres_connections_dropped_while_idle_are_replaced_before_use() {
+    if !backends().contains(&BackendKind::Postgres) {
+        return;
+    }
+    let fresh = fresh_catalog(BackendKind::Postgres).await;
+    let catalog = fresh.catalog.clone();
+    account(&catalog, "idle", None).await;
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&fresh.url)
+        .await
+        .unwrap();
+    let dropped: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(!dropped.is_empty(), "the pool had connections to drop");
+    tokio::time::sleep(PG_TEST_IDLE_AFTER + Duration::from_millis(200)).await;
+    for _ in 0..6 {
+        assert!(catalog.account_by_name("idle").await.unwrap().is_some());
+    }
+    fresh.catalog.close().await;
+}
