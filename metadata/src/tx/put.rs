@@ -400,17 +400,73 @@ impl Tx {
         if let Some(blob) = rows.blob {
             version.blob_id = Some(self.insert_blob(blob).await?);
         }
-        version.node_id = match rows.node {
-            VersionNode::Existing { id, make_explicit } => {
+        let (node, version) = match (&rows.node, &mut self.inner) {
+            (VersionNode::New(node), Inner::Postgres(tx)) => {
+                // A new node is inserted with its current version's columns, the version's
+                // id drawn from its sequence first: no UPDATE of the row just written (a
+                // second row version, a dead one for vacuum, and a round trip).
+                let node: NodeRow = sqlx::query_as(concat!(
+                    "INSERT INTO nodes (account_id, parent_id, kind, name, key, implicit, mtime, created_at,",
+                    " version_row, size, etag, content_type)",
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8,",
+                    " nextval('versions_id_seq'), $9, $10, $11)",
+                    " RETURNING ", node_columns!()
+                ))
+                .bind(node.account_id)
+                .bind(node.parent_id)
+                .bind(node.kind)
+                .bind(&node.name)
+                .bind(&node.key)
+                .bind(node.implicit)
+                .bind(version.mtime)
+                .bind(now_nanos())
+                .bind(version.size)
+                .bind(&version.etag)
+                .bind(&version.content_type)
+                .fetch_one(&mut **tx)
+                .await?;
+                version.node_id = node.id;
+                let id = node.version_row.ok_or_else(|| {
+                    crate::Error::Internal(sqlx::Error::Protocol(
+                        "a new node came back without its version's id".into(),
+                    ))
+                })?;
+                let version: VersionRow = sqlx::query_as(concat!(
+                    "INSERT INTO versions (id, node_id, version_id, blob_id, size, etag, blake3,",
+                    " content_type, attributes, mtime, created_at, created_by, parts_count)",
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                    " RETURNING ",
+                    version_returning!()
+                ))
+                .bind(id)
+                .bind(version.node_id)
+                .bind(&version.version_id)
+                .bind(version.blob_id)
+                .bind(version.size)
+                .bind(&version.etag)
+                .bind(&version.blake3)
+                .bind(&version.content_type)
+                .bind(&version.attributes)
+                .bind(version.mtime)
+                .bind(now_nanos())
+                .bind(version.created_by)
+                .bind(version.parts_count)
+                .fetch_one(&mut **tx)
+                .await?;
+                (node, version)
+            }
+            (VersionNode::New(node), _) => {
+                version.node_id = self.insert_node(node).await?.id;
+                self.make_current(&version).await?
+            }
+            (&VersionNode::Existing { id, make_explicit }, _) => {
                 if make_explicit {
                     self.set_implicit(id, false).await?;
                 }
-                id
+                version.node_id = id;
+                self.make_current(&version).await?
             }
-            VersionNode::New(node) => self.insert_node(node).await?.id,
         };
-        let version = self.insert_version(&version).await?;
-        let node = self.set_current_version(version.node_id, &version).await?;
         if let Some(delta) = rows.charge
             && !self.charge_usage(rows.account_id, delta).await?
         {
@@ -420,6 +476,13 @@ impl Tx {
             self.insert_audit(audit).await?;
         }
         Ok(Some((node, version)))
+    }
+
+    /// Inserts `version` and points its node's listing columns at it.
+    async fn make_current(&mut self, version: &NewVersion) -> Result<(NodeRow, VersionRow)> {
+        let version = self.insert_version(version).await?;
+        let node = self.set_current_version(version.node_id, &version).await?;
+        Ok((node, version))
     }
 }
 
