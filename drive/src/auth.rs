@@ -406,7 +406,7 @@ impl Drive {
         else {
             return Err(Error::NotFound(Missing::AccessKey));
         };
-        if found.account.disabled {
+        if found.disabled {
             return Err(Error::NotFound(Missing::AccessKey));
         }
         let secret = String::from_utf8(self.inner.server_key.open(&found.secret_sealed)?)
@@ -418,7 +418,12 @@ impl Drive {
         keys.insert(
             access_key_id.to_owned(),
             CachedKey {
-                principal: principal_of(&found.account),
+                principal: Principal {
+                    account_id: AccountId(found.account_id),
+                    name: found.account_name,
+                    is_admin: found.is_admin,
+                    owner_id: found.owner_id,
+                },
                 checked: Instant::now(),
             },
         );

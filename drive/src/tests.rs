@@ -695,6 +695,16 @@ async fn accounts_are_isolated_and_credentials_checked() {
             (secret.as_str(), principal.name.as_str()),
             (key.secret_access_key.as_str(), "alice")
         );
+        h.drive.set_disabled("alice", true).await.unwrap();
+        assert!(
+            matches!(
+                h.drive.s3_secret(&key.access_key_id).await,
+                Err(Error::NotFound(Missing::AccessKey))
+            ),
+            "a disabled account's keys stop working at once"
+        );
+        h.drive.set_disabled("alice", false).await.unwrap();
+        assert!(h.drive.s3_secret(&key.access_key_id).await.is_ok());
         let sealed = h
             .drive
             .inner

@@ -414,9 +414,7 @@ impl Catalog {
     ) -> Result<Option<KeyWithAccount>> {
         Ok(on_backend!(&self.backend, read, pool => {
             sqlx::query_as(
-                "SELECT k.secret_sealed, a.id, a.name, a.email, a.password_hash, a.is_admin, a.disabled, a.quota_bytes,
-                        CAST(a.used_bytes + COALESCE((SELECT SUM(s.used) FROM usage_shards s WHERE s.account_id = a.id), 0) AS BIGINT) AS used_bytes,
-                        a.owner_id, a.created_at, a.credential_epoch
+                "SELECT k.secret_sealed, a.id AS account_id, a.name AS account_name, a.is_admin, a.disabled, a.owner_id
                  FROM access_keys k JOIN accounts a ON a.id = k.account_id
                  WHERE k.access_key_id = $1 AND k.revoked_at IS NULL",
             )

@@ -131,18 +131,22 @@ impl std::fmt::Debug for AccessKeyRow {
     }
 }
 
-/// A live access key's sealed secret and the account it belongs to.
+/// A live access key's sealed secret and who a request signed with it acts as: only the
+/// account columns that takes (no password hash, no usage sum on every request).
 #[derive(Clone, sqlx::FromRow)]
 pub struct KeyWithAccount {
     pub secret_sealed: Vec<u8>,
-    #[sqlx(flatten)]
-    pub account: AccountRow,
+    pub account_id: i64,
+    pub account_name: String,
+    pub is_admin: bool,
+    pub disabled: bool,
+    pub owner_id: String,
 }
 
 impl std::fmt::Debug for KeyWithAccount {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyWithAccount")
-            .field("account", &self.account.name)
+            .field("account", &self.account_name)
             .finish_non_exhaustive()
     }
 }

@@ -300,11 +300,42 @@ async fn access_keys_are_found_until_revoked() {
             (found.account_id, found.secret_sealed),
             (alice.id, vec![1, 2, 3])
         );
+        // What every signed S3 request reads: the secret and who it acts as.
+        let signed = catalog
+            .access_key_with_account("PK1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                signed.secret_sealed,
+                signed.account_id,
+                signed.account_name.as_str(),
+                signed.is_admin,
+                signed.disabled,
+                signed.owner_id.as_str()
+            ),
+            (
+                vec![1, 2, 3],
+                alice.id,
+                "alice",
+                false,
+                false,
+                "owner-alice"
+            )
+        );
         let mut tx = catalog.begin().await.unwrap();
         assert!(tx.revoke_access_key("PK1").await.unwrap());
         assert!(!tx.revoke_access_key("PK1").await.unwrap());
         tx.commit().await.unwrap();
         assert!(catalog.access_key("PK1").await.unwrap().is_none());
+        assert!(
+            catalog
+                .access_key_with_account("PK1")
+                .await
+                .unwrap()
+                .is_none()
+        );
         assert_eq!(
             catalog
                 .list_access_keys(Some(alice.id))
