@@ -108,12 +108,12 @@ enum Param {
     Text(String),
 }
 
-/// The columns of a live node a listing page needs, as SQLite's JSON page carries them: the
-/// account is the query's, a live node has no trash columns, and the name is the key's
-/// last segment — four values fewer to turn into text and back on every entry.
 /// A pooled PostgreSQL connection idle at least this long is pinged before it is used.
 const PG_TEST_IDLE_AFTER: Duration = Duration::from_secs(1);
 
+/// The columns of a live node a listing page needs, as SQLite's JSON page carries them: the
+/// account is the query's, a live node has no trash columns, and the name is the key's
+/// last segment — four values fewer to turn into text and back on every entry.
 const LIVE_NODE_JSON: &str =
     "id, parent_id, kind, key, implicit, version_row, size, etag, content_type, mtime, created_at";
 
