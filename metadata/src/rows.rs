@@ -46,6 +46,39 @@ macro_rules! insert_version {
         "INSERT INTO versions (node_id, version_id, blob_id, size, etag, blake3, content_type, attributes, mtime, created_at, created_by, parts_count)"
     };
 }
+/// Binds a [`NewNode`]'s values in `insert_node!()`'s column order, with its `mtime` and
+/// `created_at` given (a node made with its current version takes the version's mtime).
+macro_rules! bind_new_node {
+    ($query:expr, $node:expr, $mtime:expr, $created_at:expr) => {
+        $query
+            .bind($node.account_id)
+            .bind($node.parent_id)
+            .bind($node.kind)
+            .bind(&$node.name)
+            .bind(&$node.key)
+            .bind($node.implicit)
+            .bind($mtime)
+            .bind($created_at)
+    };
+}
+/// Binds a [`NewVersion`]'s values in `insert_version!()`'s column order.
+macro_rules! bind_new_version {
+    ($query:expr, $version:expr, $created_at:expr) => {
+        $query
+            .bind($version.node_id)
+            .bind(&$version.version_id)
+            .bind($version.blob_id)
+            .bind($version.size)
+            .bind(&$version.etag)
+            .bind(&$version.blake3)
+            .bind(&$version.content_type)
+            .bind(&$version.attributes)
+            .bind($version.mtime)
+            .bind($created_at)
+            .bind($version.created_by)
+            .bind($version.parts_count)
+    };
+}
 macro_rules! insert_audit {
     () => {
         "INSERT INTO audit_log (at, account_id, actor_id, protocol, action, key, detail, request_id)"

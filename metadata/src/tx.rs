@@ -344,18 +344,15 @@ impl Tx {
 
     pub async fn insert_node(&mut self, node: &NewNode) -> Result<NodeRow> {
         Ok(on_tx!(self, conn => {
-            sqlx::query_as(concat!(
-                insert_node!(),
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ", node_columns!()
-            ))
-            .bind(node.account_id)
-            .bind(node.parent_id)
-            .bind(node.kind)
-            .bind(&node.name)
-            .bind(&node.key)
-            .bind(node.implicit)
-            .bind(node.mtime)
-            .bind(now_nanos())
+            bind_new_node!(
+                sqlx::query_as(concat!(
+                    insert_node!(),
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ", node_columns!()
+                )),
+                node,
+                node.mtime,
+                now_nanos()
+            )
             .fetch_one(conn)
             .await?
         }))
@@ -726,23 +723,15 @@ impl Tx {
         let now = now_nanos();
         // The row comes back whole, its blob's locator included: no second lookup.
         let row: VersionRow = on_tx!(self, conn => {
-            sqlx::query_as(concat!(
-                insert_version!(),
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-                 RETURNING ", version_returning!()
-            ))
-            .bind(version.node_id)
-            .bind(&version.version_id)
-            .bind(version.blob_id)
-            .bind(version.size)
-            .bind(&version.etag)
-            .bind(&version.blake3)
-            .bind(&version.content_type)
-            .bind(&version.attributes)
-            .bind(version.mtime)
-            .bind(now)
-            .bind(version.created_by)
-            .bind(version.parts_count)
+            bind_new_version!(
+                sqlx::query_as(concat!(
+                    insert_version!(),
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                     RETURNING ", version_returning!()
+                )),
+                version,
+                now
+            )
             .fetch_one(conn)
             .await?
         });

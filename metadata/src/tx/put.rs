@@ -405,21 +405,18 @@ impl Tx {
                 // A new node is inserted with its current version's columns, the version's
                 // id drawn from its sequence first: no UPDATE of the row just written (a
                 // second row version, a dead one for vacuum, and a round trip).
-                let node: NodeRow = sqlx::query_as(concat!(
-                    "INSERT INTO nodes (account_id, parent_id, kind, name, key, implicit, mtime, created_at,",
-                    " version_row, size, etag, content_type)",
-                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8,",
-                    " nextval('versions_id_seq'), $9, $10, $11)",
-                    " RETURNING ", node_columns!()
-                ))
-                .bind(node.account_id)
-                .bind(node.parent_id)
-                .bind(node.kind)
-                .bind(&node.name)
-                .bind(&node.key)
-                .bind(node.implicit)
-                .bind(version.mtime)
-                .bind(now_nanos())
+                let node: NodeRow = bind_new_node!(
+                    sqlx::query_as(concat!(
+                        "INSERT INTO nodes (account_id, parent_id, kind, name, key, implicit, mtime, created_at,",
+                        " version_row, size, etag, content_type)",
+                        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8,",
+                        " nextval('versions_id_seq'), $9, $10, $11)",
+                        " RETURNING ", node_columns!()
+                    )),
+                    node,
+                    version.mtime,
+                    now_nanos()
+                )
                 .bind(version.size)
                 .bind(&version.etag)
                 .bind(&version.content_type)
@@ -431,26 +428,18 @@ impl Tx {
                         "a new node came back without its version's id".into(),
                     ))
                 })?;
-                let version: VersionRow = sqlx::query_as(concat!(
-                    "INSERT INTO versions (id, node_id, version_id, blob_id, size, etag, blake3,",
-                    " content_type, attributes, mtime, created_at, created_by, parts_count)",
-                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                    " RETURNING ",
-                    version_returning!()
-                ))
+                // `insert_version!()`'s columns, and the drawn id last.
+                let version: VersionRow = bind_new_version!(
+                    sqlx::query_as(concat!(
+                        "INSERT INTO versions (node_id, version_id, blob_id, size, etag, blake3,",
+                        " content_type, attributes, mtime, created_at, created_by, parts_count, id)",
+                        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                        " RETURNING ", version_returning!()
+                    )),
+                    version,
+                    now_nanos()
+                )
                 .bind(id)
-                .bind(version.node_id)
-                .bind(&version.version_id)
-                .bind(version.blob_id)
-                .bind(version.size)
-                .bind(&version.etag)
-                .bind(&version.blake3)
-                .bind(&version.content_type)
-                .bind(&version.attributes)
-                .bind(version.mtime)
-                .bind(now_nanos())
-                .bind(version.created_by)
-                .bind(version.parts_count)
                 .fetch_one(&mut **tx)
                 .await?;
                 (node, version)
