@@ -2,7 +2,7 @@ use std::io;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt, stream};
-use md5_asm_impl::Digest;
+use md5::Digest;
 
 use super::*;
 use crate::writer::{DIRECT_BLOCK, DirectFile, LARGE_FROM};
@@ -37,7 +37,7 @@ async fn write_hashes_and_reads_back_ranges() {
     assert_eq!(written.size, 11);
     assert_eq!(
         hex::encode(written.md5),
-        hex::encode(md5_asm_impl::Md5::digest(b"hello world"))
+        hex::encode(md5::Md5::digest(b"hello world"))
     );
     assert_eq!(written.blake3, *blake3::hash(b"hello world").as_bytes());
     let locator = written.locator.unwrap();
@@ -82,10 +82,7 @@ async fn write_and_read_back_whole(dir: &std::path::Path, len: usize, chunk: usi
         .await
         .unwrap();
     assert_eq!(written.size, len as u64);
-    assert_eq!(
-        written.md5,
-        <[u8; 16]>::from(md5_asm_impl::Md5::digest(&data))
-    );
+    assert_eq!(written.md5, <[u8; 16]>::from(md5::Md5::digest(&data)));
     assert_eq!(written.blake3, *blake3::hash(&data).as_bytes());
     let locator = written.locator.unwrap();
     let back = read_all(&volume, &locator, 0..len as u64).await;
@@ -413,10 +410,7 @@ async fn small_bodies_come_back_inline_and_larger_ones_become_files() {
         assert!(written.locator.is_none());
         assert_eq!(written.inline.as_deref(), Some(&b"abcdefgh"[..]));
         assert_eq!(written.size, 8);
-        assert_eq!(
-            written.md5,
-            <[u8; 16]>::from(md5_asm_impl::Md5::digest(b"abcdefgh"))
-        );
+        assert_eq!(written.md5, <[u8; 16]>::from(md5::Md5::digest(b"abcdefgh")));
         assert_eq!(written.blake3, *blake3::hash(b"abcdefgh").as_bytes());
         assert_eq!(
             written.digests,
@@ -433,7 +427,7 @@ async fn small_bodies_come_back_inline_and_larger_ones_become_files() {
     assert!(written.inline.is_none());
     assert_eq!(
         written.md5,
-        <[u8; 16]>::from(md5_asm_impl::Md5::digest(b"abcdefghi"))
+        <[u8; 16]>::from(md5::Md5::digest(b"abcdefghi"))
     );
     let locator = written.locator.unwrap();
     assert_eq!(read_all(&volume, &locator, 0..9).await, b"abcdefghi");

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use md5_asm_impl::{Digest, Md5};
+use md5_many::Md5State;
 use tokio::sync::mpsc;
 
 use crate::md5lanes::Md5Stream;
@@ -189,7 +189,7 @@ fn small_body(chunks: Vec<Bytes>, size: u64, limit: WriteOptions) -> Result<Writ
     Ok(WrittenBlob {
         locator: None,
         size,
-        md5: Md5::digest(&body).into(),
+        md5: md5_many::md5(&body),
         blake3: *blake3::hash(&body).as_bytes(),
         digests: extra.into_iter().map(|hasher| hasher.finish()).collect(),
         inline: (size > 0).then_some(body),
@@ -288,7 +288,7 @@ fn disk_thread(
     temp_path: &Path,
     final_path: &Path,
 ) -> Result<Digests> {
-    let mut md5 = (!large).then(Md5::new);
+    let mut md5 = (!large).then(Md5State::new);
     let mut blake3 = blake3::Hasher::new();
     let mut size: u64 = 0;
     let mut file: Option<Sink> = None;
@@ -347,7 +347,7 @@ fn disk_thread(
     }
     Ok(Digests {
         size,
-        md5: md5.map(|md5| md5.finalize().into()).unwrap_or_default(),
+        md5: md5.map(|md5| md5.finalize()).unwrap_or_default(),
         blake3: *blake3.finalize().as_bytes(),
         extra: extra.into_iter().map(|hasher| hasher.finish()).collect(),
     })
