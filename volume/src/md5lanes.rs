@@ -483,6 +483,28 @@ mod tests {
         panic!("dropped streams stayed in the pool");
     }
 
+    /// One upload sends while three others stay open and send nothing: the workers wait
+    /// for the idle ones a bounded time only, so the busy one's chunks — five times its
+    /// queue's depth, each `update` waiting for room — are all hashed; then the idle ones
+    /// send a chunk each and finish too.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stream_goes_on_while_other_open_streams_send_nothing() {
+        let idle: Vec<Md5Stream> = (0..3).map(|_| Md5Stream::new()).collect();
+        let busy = Md5Stream::new();
+        let data = bytes(7, QUEUE_DEPTH * 5 * 10_000);
+        for chunk in data.chunks(10_000) {
+            busy.update(Bytes::copy_from_slice(chunk)).await;
+        }
+        let expected: [u8; 16] = Md5::digest(&data).into();
+        assert_eq!(busy.finish().await.unwrap(), expected);
+        for (s, stream) in idle.into_iter().enumerate() {
+            let data = bytes(s as u64 + 50, 70_000);
+            stream.update(Bytes::copy_from_slice(&data)).await;
+            let expected: [u8; 16] = Md5::digest(&data).into();
+            assert_eq!(stream.finish().await.unwrap(), expected, "idle stream {s}");
+        }
+    }
+
     #[tokio::test]
     async fn an_empty_stream_has_the_digest_of_nothing() {
         let expected: [u8; 16] = Md5::digest(b"").into();
