@@ -1,7 +1,7 @@
 //! MD5 of many uploads at once, several streams per core.
 //!
 //! MD5 is serial within one stream: every 64-byte block needs the state the previous one
-//! left, so one stream runs at what one core's dependency chain allows (~700 MB/s here).
+//! left, so one stream runs at what one core's dependency chain allows (~630–700 MB/s here).
 //! Independent streams are not: the same step of sixteen streams is one instruction on
 //! sixteen lanes of a vector. Concurrent uploads — 16 at once in our benchmark, rclone's
 //! four transfers, the ten parts aws-cli sends of one large file — queue their chunks
