@@ -3,6 +3,10 @@
 //! anyone, by any signed-in account, or by one account. There is no second permission
 //! system: `Drive::authorize` reads these shares like any other.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use portico_metadata::ShareRow;
 
 use crate::error::{Error, Missing, Result};
@@ -42,6 +46,43 @@ pub struct Grantee {
     pub name: String,
 }
 
+/// How long an account's bucket, once found, is taken to still be there by
+/// [`Drive::bucket_tree`].
+const OWN_BUCKET_FRESH: Duration = Duration::from_secs(2);
+
+/// Buckets accounts were found to have, for [`Drive::bucket_tree`], which every S3 request
+/// asks (it was one of the three catalog trips of a small PUT). Only "it has one" is kept.
+/// An answer gone stale — the bucket deleted or renamed by another process or over WebDAV
+/// in the last [`OWN_BUCKET_FRESH`] — sends the request to the account's own tree, where
+/// the bucket is then missing: reads find nothing and writes, which look for the bucket
+/// again under the catalog's write lock, are `NoSuchBucket`.
+#[derive(Default)]
+pub(crate) struct OwnBuckets {
+    found: Mutex<HashMap<(i64, String), Instant>>,
+}
+
+impl OwnBuckets {
+    fn has(&self, account_id: i64, bucket: &str) -> bool {
+        let found = self.found.lock().expect("bucket cache lock");
+        found
+            .get(&(account_id, bucket.to_owned()))
+            .is_some_and(|at| at.elapsed() < OWN_BUCKET_FRESH)
+    }
+
+    fn found(&self, account_id: i64, bucket: &str) {
+        let mut found = self.found.lock().expect("bucket cache lock");
+        if found.len() > 100_000 {
+            found.clear();
+        }
+        found.insert((account_id, bucket.to_owned()), Instant::now());
+    }
+
+    pub(crate) fn forget(&self, account_id: i64, bucket: &str) {
+        let mut found = self.found.lock().expect("bucket cache lock");
+        found.remove(&(account_id, bucket.to_owned()));
+    }
+}
+
 impl Drive {
     /// Which account's tree an S3 request for `bucket` addresses: the principal's own when
     /// it has a bucket of that name, else the account that claimed the name (access then
@@ -52,15 +93,20 @@ impl Drive {
         bucket: &str,
     ) -> Result<Option<AccountId>> {
         if !principal.is_anonymous() {
+            let account_id = principal.account_id.0;
+            if self.inner.own_buckets.has(account_id, bucket) {
+                return Ok(None);
+            }
             let own = NodePath::from_segments([bucket]).ok();
             if let Some(own) = own
                 && self
                     .inner
                     .catalog
-                    .node_by_key(principal.account_id.0, &own.folder_key())
+                    .node_by_key(account_id, &own.folder_key())
                     .await?
                     .is_some()
             {
+                self.inner.own_buckets.found(account_id, bucket);
                 return Ok(None);
             }
         }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
-use portico_metadata::{AccessKeyRow, AccountRow, NewAccount};
+use portico_metadata::{AccessKeyRow, AccountRow, CredentialsToken, NewAccount};
 use tokio::sync::Semaphore;
 
 use crate::error::{Error, Missing, Result};
@@ -17,7 +17,8 @@ use crate::model::{AccountId, Principal, Timestamp, Usage};
 use crate::{Ctx, Drive};
 
 /// How long the principal found while verifying a signature serves the same request's
-/// handler (which runs right after): the signature check itself always reads the catalog.
+/// handler (which runs right after), on a catalog that issues no credentials token
+/// (PostgreSQL), where the signature check itself always reads the catalog.
 const PRINCIPAL_FRESH: Duration = Duration::from_secs(2);
 /// Concurrent argon2 verifications: each takes ~19 MiB and tens of milliseconds, so a
 /// flood of wrong passwords must queue instead of exhausting memory.
@@ -174,11 +175,29 @@ struct CachedLogin {
     mac: [u8; 32],
     epoch: i64,
     principal: Principal,
+    /// The catalog's credentials token before the read that verified it: while the
+    /// catalog still gives this token, nothing about the account changed.
+    token: Option<CredentialsToken>,
 }
 
 struct CachedKey {
     principal: Principal,
+    secret: String,
     checked: Instant,
+    /// As [`CachedLogin::token`].
+    token: Option<CredentialsToken>,
+}
+
+/// An app password's account (by the password's digest), as of `token`.
+pub(crate) struct CachedAppPassword {
+    pub(crate) principal: Principal,
+    pub(crate) token: CredentialsToken,
+}
+
+/// Whether what was read under `then` still holds: the catalog issues tokens and gives
+/// the same one `now`.
+pub(crate) fn unchanged(then: Option<CredentialsToken>, now: Option<CredentialsToken>) -> bool {
+    then.is_some() && then == now
 }
 
 /// Credential caches. Passwords are never kept: only a keyed hash of them, under a key that
@@ -187,6 +206,7 @@ pub(crate) struct Credentials {
     mac_key: [u8; 32],
     logins: Mutex<HashMap<String, CachedLogin>>,
     keys: Mutex<HashMap<String, CachedKey>>,
+    pub(crate) app_passwords: Mutex<HashMap<String, CachedAppPassword>>,
     hashing: Semaphore,
     dummy_hash: std::sync::OnceLock<String>,
 }
@@ -199,6 +219,7 @@ impl Credentials {
             mac_key,
             logins: Mutex::new(HashMap::new()),
             keys: Mutex::new(HashMap::new()),
+            app_passwords: Mutex::new(HashMap::new()),
             hashing: Semaphore::new(MAX_CONCURRENT_HASHES),
             dummy_hash: std::sync::OnceLock::new(),
         }
@@ -314,12 +335,24 @@ impl Drive {
     /// disabled accounts fail identically — same error, and argon2 runs in each case — so
     /// the answer never tells whether an account exists.
     ///
-    /// The account row is read on every call (one indexed query), so a password change or
-    /// a disabled account takes effect at once, on every gateway; only argon2 is skipped
-    /// when this process already verified the same password at the same credential epoch.
+    /// A password this process verified is taken from memory while the catalog's
+    /// credentials token is unchanged (SQLite: no password change, disable or revoke since,
+    /// from any process). Otherwise the account row is read (one indexed query), so such a
+    /// change takes effect at once, on every gateway; argon2 is skipped when this process
+    /// already verified the same password at the same credential epoch.
     pub async fn authenticate_password(&self, name: &str, password: &str) -> Result<Principal> {
         let credentials = &self.inner.credentials;
         let mac = credentials.mac(name, password);
+        let token = self.inner.catalog.credentials_token();
+        {
+            let logins = credentials.logins.lock().expect("login cache lock");
+            if let Some(c) = logins.get(name)
+                && c.mac == mac
+                && unchanged(c.token, token)
+            {
+                return Ok(c.principal.clone());
+            }
+        }
         let Some(row) = self.inner.catalog.account_by_name(name).await? else {
             let dummy = credentials
                 .dummy_hash
@@ -343,9 +376,7 @@ impl Drive {
             return Err(Error::Unauthenticated);
         }
         let principal = principal_of(&row);
-        if !verified_before {
-            self.remember_login(name, mac, row.credential_epoch, principal.clone());
-        }
+        self.remember_login(name, mac, row.credential_epoch, principal.clone(), token);
         Ok(principal)
     }
 
@@ -374,7 +405,14 @@ impl Drive {
         Ok((known && !row.disabled).then(|| principal_of(&row)))
     }
 
-    fn remember_login(&self, name: &str, mac: [u8; 32], epoch: i64, principal: Principal) {
+    fn remember_login(
+        &self,
+        name: &str,
+        mac: [u8; 32],
+        epoch: i64,
+        principal: Principal,
+        token: Option<CredentialsToken>,
+    ) {
         let mut logins = self
             .inner
             .credentials
@@ -390,14 +428,26 @@ impl Drive {
                 mac,
                 epoch,
                 principal,
+                token,
             },
         );
     }
 
-    /// The secret of an S3 access key, read fresh from the catalog (one query) so that a
-    /// revoked key or a disabled account stops working at once. Unknown, revoked and
-    /// disabled-account keys are all `NotFound(AccessKey)`.
+    /// The secret of an S3 access key. Kept in memory while the catalog's credentials
+    /// token is unchanged (SQLite: no revoke, disable or password change since, from any
+    /// process); otherwise read from the catalog (one query), so that a revoked key or a
+    /// disabled account stops working at once. Unknown, revoked and disabled-account keys
+    /// are all `NotFound(AccessKey)`.
     pub async fn s3_secret(&self, access_key_id: &str) -> Result<String> {
+        let token = self.inner.catalog.credentials_token();
+        {
+            let keys = self.inner.credentials.keys.lock().expect("key cache lock");
+            if let Some(cached) = keys.get(access_key_id)
+                && unchanged(cached.token, token)
+            {
+                return Ok(cached.secret.clone());
+            }
+        }
         let Some(found) = self
             .inner
             .catalog
@@ -424,7 +474,9 @@ impl Drive {
                     is_admin: found.is_admin,
                     owner_id: found.owner_id,
                 },
+                secret: secret.clone(),
                 checked: Instant::now(),
+                token,
             },
         );
         Ok(secret)
@@ -433,10 +485,11 @@ impl Drive {
     /// The principal an access key acts as, for a request whose signature was just
     /// verified with [`Drive::s3_secret`] (which filled this cache a moment ago).
     pub async fn s3_principal(&self, access_key_id: &str) -> Result<Principal> {
+        let token = self.inner.catalog.credentials_token();
         {
             let keys = self.inner.credentials.keys.lock().expect("key cache lock");
             if let Some(cached) = keys.get(access_key_id)
-                && cached.checked.elapsed() < PRINCIPAL_FRESH
+                && (unchanged(cached.token, token) || cached.checked.elapsed() < PRINCIPAL_FRESH)
             {
                 return Ok(cached.principal.clone());
             }

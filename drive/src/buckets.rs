@@ -159,6 +159,7 @@ impl Drive {
         tx.insert_audit(&self.audit(ctx, grant, "delete_bucket", &bucket.key))
             .await?;
         tx.commit().await?;
+        self.inner.own_buckets.forget(grant.account_id, name);
         Ok(())
     }
 

@@ -104,6 +104,7 @@ struct Inner {
     volume: Volume,
     server_key: ServerKey,
     credentials: auth::Credentials,
+    own_buckets: acl::OwnBuckets,
     throttle: logins::Throttle,
     config: DriveConfig,
 }
@@ -166,6 +167,7 @@ impl Drive {
                 volume,
                 server_key,
                 credentials: auth::Credentials::new(),
+                own_buckets: acl::OwnBuckets::default(),
                 throttle: logins::Throttle::default(),
                 config,
             }),

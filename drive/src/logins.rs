@@ -17,7 +17,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::Drive;
-use crate::auth::{principal_of, random_text};
+use crate::auth::{CachedAppPassword, principal_of, random_text, unchanged};
 use crate::error::{Error, Missing, Result};
 use crate::model::{Principal, Timestamp};
 
@@ -166,15 +166,51 @@ impl Drive {
         outcome
     }
 
-    /// The account an app password belongs to, read fresh (revocation and disabling
-    /// apply at once).
+    /// The account an app password belongs to: kept in memory while the catalog's
+    /// credentials token is unchanged, else read (revocation and disabling apply at once).
     async fn app_password_principal(&self, token: &str) -> Result<Principal> {
         let catalog = &self.inner.catalog;
-        let Some(row) = catalog.app_password_by_hash(&digest(token)).await? else {
+        let digest = digest(token);
+        let now = catalog.credentials_token();
+        {
+            let cached = self
+                .inner
+                .credentials
+                .app_passwords
+                .lock()
+                .expect("app password cache lock");
+            if let Some(c) = cached.get(&digest)
+                && unchanged(Some(c.token), now)
+            {
+                return Ok(c.principal.clone());
+            }
+        }
+        let Some(row) = catalog.app_password_by_hash(&digest).await? else {
             return Err(Error::Unauthenticated);
         };
         match catalog.account_by_id(row.account_id).await? {
-            Some(account) if !account.disabled => Ok(principal_of(&account)),
+            Some(account) if !account.disabled => {
+                let principal = principal_of(&account);
+                if let Some(now) = now {
+                    let mut cached = self
+                        .inner
+                        .credentials
+                        .app_passwords
+                        .lock()
+                        .expect("app password cache lock");
+                    if cached.len() > 100_000 {
+                        cached.clear();
+                    }
+                    cached.insert(
+                        digest,
+                        CachedAppPassword {
+                            principal: principal.clone(),
+                            token: now,
+                        },
+                    );
+                }
+                Ok(principal)
+            }
             _ => Err(Error::Unauthenticated),
         }
     }

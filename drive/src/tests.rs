@@ -1705,3 +1705,120 @@ fn a_full_disk_is_its_own_error_not_an_internal_one() {
     let other = Error::from(portico_volume::Error::Io(io::Error::other("x")));
     assert!(matches!(other, Error::Internal(_)), "{other:?}");
 }
+
+/// A server keeps checked credentials in memory (on SQLite), yet a revoke, disable or
+/// password change made by another process on the same catalog — the `portico` CLI while
+/// the server runs — stops them at once.
+#[tokio::test]
+async fn credentials_changed_by_another_process_stop_working_at_once() {
+    for h in harnesses().await {
+        let server = &h.drive;
+        let cli_volume = tempfile::tempdir().unwrap();
+        let cli = Drive::connect(
+            &h._catalog.url,
+            &ConnectOptions::default(),
+            cli_volume.path(),
+            ServerKey::generate(),
+            DriveConfig::default(),
+        )
+        .await
+        .unwrap();
+        let key = server.create_access_key("alice", None).await.unwrap();
+        let app = server.create_app_password("alice", "drive").await.unwrap();
+        for _ in 0..2 {
+            assert!(server.s3_secret(&key.access_key_id).await.is_ok());
+            assert!(
+                server
+                    .authenticate_bearer(&app.password, None)
+                    .await
+                    .is_ok()
+            );
+            assert!(
+                server
+                    .authenticate_password("alice", "alice-password")
+                    .await
+                    .is_ok()
+            );
+        }
+
+        cli.revoke_access_key(&key.access_key_id).await.unwrap();
+        assert!(matches!(
+            server.s3_secret(&key.access_key_id).await,
+            Err(Error::NotFound(Missing::AccessKey))
+        ));
+        cli.revoke_app_password("alice", app.id).await.unwrap();
+        assert!(matches!(
+            server.authenticate_bearer(&app.password, None).await,
+            Err(Error::Unauthenticated)
+        ));
+        cli.set_password("alice", Some("a-new-password-1".into()))
+            .await
+            .unwrap();
+        assert!(matches!(
+            server
+                .authenticate_password("alice", "alice-password")
+                .await,
+            Err(Error::Unauthenticated)
+        ));
+        assert!(
+            server
+                .authenticate_password("alice", "a-new-password-1")
+                .await
+                .is_ok()
+        );
+        let key = server.create_access_key("alice", None).await.unwrap();
+        assert!(server.s3_secret(&key.access_key_id).await.is_ok());
+        cli.set_disabled("alice", true).await.unwrap();
+        assert!(matches!(
+            server
+                .authenticate_password("alice", "a-new-password-1")
+                .await,
+            Err(Error::Unauthenticated)
+        ));
+        assert!(server.s3_secret(&key.access_key_id).await.is_err());
+        cli.set_disabled("alice", false).await.unwrap();
+
+        // What the server checked is served from memory on SQLite: with its catalog closed,
+        // the key still verifies there; PostgreSQL reads the catalog every time.
+        assert!(server.s3_secret(&key.access_key_id).await.is_ok());
+        server.inner.catalog.close().await;
+        assert_eq!(
+            server.s3_secret(&key.access_key_id).await.is_ok(),
+            server.backend() == BackendKind::Sqlite
+        );
+    }
+}
+
+/// A bucket the server found an account to have is remembered, but its deletion through
+/// the server is seen at once: the name may then address another account's bucket.
+#[tokio::test]
+async fn a_deleted_bucket_is_forgotten_at_once() {
+    for h in harnesses().await {
+        let bob = ctx_for(&h.drive, "bob", None).await;
+        h.drive
+            .create_bucket(&h.alice, "shared-name")
+            .await
+            .unwrap();
+        for _ in 0..2 {
+            assert_eq!(
+                h.drive
+                    .bucket_tree(&h.alice.principal, "shared-name")
+                    .await
+                    .unwrap(),
+                None
+            );
+        }
+        h.drive
+            .delete_bucket(&h.alice, "shared-name")
+            .await
+            .unwrap();
+        h.drive.create_bucket(&bob, "shared-name").await.unwrap();
+        assert_eq!(
+            h.drive
+                .bucket_tree(&h.alice.principal, "shared-name")
+                .await
+                .unwrap(),
+            Some(bob.principal.account_id)
+        );
+    }
+}

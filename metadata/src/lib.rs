@@ -12,6 +12,7 @@
 
 #[macro_use]
 mod rows;
+mod credsignal;
 mod error;
 mod migrate;
 mod readpool;
@@ -28,6 +29,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
+pub use credsignal::Token as CredentialsToken;
 pub use error::{Error, Result};
 pub use rows::*;
 pub use tx::{NewVersionRows, PutProbe, PutProbeQuery, Tx, VersionNode};
@@ -66,6 +68,8 @@ pub(crate) enum Backend {
         wal: std::sync::Arc<walsync::WalSync>,
         /// Where write transactions run (`Catalog::write`).
         writer: std::sync::Arc<writer::WriterThread>,
+        /// Credential changes, announced to every process on this catalog.
+        credentials: std::sync::Arc<credsignal::CredentialSignal>,
     },
     Postgres(PgPool),
 }
@@ -220,6 +224,8 @@ impl Catalog {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));
         let wal = std::sync::Arc::new(walsync::WalSync::new(connect.get_filename().to_path_buf()));
+        let credentials =
+            std::sync::Arc::new(credsignal::CredentialSignal::new(connect.get_filename()));
         // A connection to a local file has nothing to test before or after use, and sqlx's
         // pool tests each one it gets back with a round trip to the connection's thread:
         // neither the read connections (`readpool.rs`) nor the one write connection
@@ -249,6 +255,7 @@ impl Catalog {
                 write,
                 wal,
                 writer,
+                credentials,
             },
         })
     }
@@ -281,6 +288,16 @@ impl Catalog {
         match self.backend {
             Backend::Sqlite { .. } => BackendKind::Sqlite,
             Backend::Postgres(_) => BackendKind::Postgres,
+        }
+    }
+
+    /// Where credentials stand now, for keeping checked ones in memory (`credsignal.rs`):
+    /// a credential read after this call may be trusted while later calls return the same
+    /// token. `None` (PostgreSQL, or the signal cannot be read): read them every time.
+    pub fn credentials_token(&self) -> Option<CredentialsToken> {
+        match &self.backend {
+            Backend::Sqlite { credentials, .. } => credentials.token(),
+            Backend::Postgres(_) => None,
         }
     }
 

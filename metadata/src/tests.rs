@@ -856,3 +856,85 @@ async fn postgres_connections_dropped_while_idle_are_replaced_before_use() {
     }
     fresh.catalog.close().await;
 }
+
+/// The credentials token moves exactly when a transaction that changed a credential
+/// commits — seen by another catalog handle on the same database (another process) too.
+#[tokio::test]
+async fn the_credentials_token_moves_when_a_credential_change_commits() {
+    for kind in backends() {
+        let fresh = fresh_catalog(kind).await;
+        let catalog = fresh.catalog.clone();
+        let other = Catalog::connect(&fresh.url, &ConnectOptions::default())
+            .await
+            .unwrap();
+        let alice = account(&catalog, "alice", None).await;
+        let start = catalog.credentials_token();
+        assert_eq!(start.is_some(), kind == BackendKind::Sqlite);
+        assert_eq!(other.credentials_token(), start);
+
+        let mut tx = catalog.begin().await.unwrap();
+        tx.set_quota(alice.id, Some(5)).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = catalog.begin().await.unwrap();
+        tx.set_disabled(alice.id, true).await.unwrap();
+        tx.rollback().await.unwrap();
+        assert_eq!(
+            catalog.credentials_token(),
+            start,
+            "a quota change and a rolled-back disable are no credential change"
+        );
+
+        let mut seen = vec![start];
+        let mut tx = other.begin().await.unwrap();
+        tx.set_disabled(alice.id, true).await.unwrap();
+        tx.commit().await.unwrap();
+        seen.push(catalog.credentials_token());
+        let mut tx = catalog.begin().await.unwrap();
+        tx.set_password(alice.id, "other hash").await.unwrap();
+        tx.commit().await.unwrap();
+        seen.push(other.credentials_token());
+        let mut tx = catalog.begin().await.unwrap();
+        tx.insert_access_key(&AccessKeyRow {
+            access_key_id: "PKTOKEN".into(),
+            account_id: alice.id,
+            secret_sealed: vec![1, 2, 3],
+            description: None,
+            created_at: 0,
+            last_used_at: None,
+            revoked_at: None,
+        })
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = other.begin().await.unwrap();
+        tx.revoke_access_key("PKTOKEN").await.unwrap();
+        tx.commit().await.unwrap();
+        seen.push(catalog.credentials_token());
+        let id = {
+            let mut tx = catalog.begin().await.unwrap();
+            let id = tx
+                .insert_app_password(alice.id, "label", "blake3:digest", 0)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            id
+        };
+        let mut tx = catalog.begin().await.unwrap();
+        tx.delete_app_password(alice.id, id).await.unwrap();
+        tx.commit().await.unwrap();
+        seen.push(catalog.credentials_token());
+        if kind == BackendKind::Sqlite {
+            for (i, token) in seen.iter().enumerate() {
+                assert!(
+                    !seen[..i].contains(token),
+                    "change {i} left the token at an earlier one: {seen:?}"
+                );
+            }
+        } else {
+            assert!(seen.iter().all(Option::is_none));
+        }
+        other.close().await;
+        catalog.close().await;
+        drop(fresh);
+    }
+}

@@ -24,6 +24,10 @@ pub struct Tx {
     inner: Inner,
     /// SQLite: the group fsync a commit waits for before it counts as done.
     wal: Option<std::sync::Arc<crate::walsync::WalSync>>,
+    /// SQLite: where a committed credential change is announced (`credsignal.rs`).
+    credentials: Option<std::sync::Arc<crate::credsignal::CredentialSignal>>,
+    /// A credential changed here: announce it after the commit.
+    changes_credentials: bool,
 }
 
 /// Expands `$body` once per driver with `$conn` bound to the transaction's connection.
@@ -44,15 +48,26 @@ macro_rules! on_tx {
 
 impl Tx {
     pub(crate) async fn begin(backend: &Backend) -> Result<Self> {
-        let (inner, wal) = match backend {
-            Backend::Sqlite { write, wal, .. } => (
+        let (inner, wal, credentials) = match backend {
+            Backend::Sqlite {
+                write,
+                wal,
+                credentials,
+                ..
+            } => (
                 // BEGIN IMMEDIATE goes with the first statement (`sqlite.rs`).
                 Inner::Sqlite(sqlite::SqliteTx::new(write.acquire().await?)),
                 Some(wal.clone()),
+                Some(credentials.clone()),
             ),
-            Backend::Postgres(pool) => (Inner::Postgres(pool.begin().await?), None),
+            Backend::Postgres(pool) => (Inner::Postgres(pool.begin().await?), None, None),
         };
-        Ok(Self { inner, wal })
+        Ok(Self {
+            inner,
+            wal,
+            credentials,
+            changes_credentials: false,
+        })
     }
 
     /// Commits; when this returns the transaction is durable. On SQLite the write lock
@@ -69,6 +84,21 @@ impl Tx {
         };
         if wrote && let Some(wal) = self.wal {
             wal.sync().await?;
+        }
+        if self.changes_credentials
+            && let Some(credentials) = self.credentials
+        {
+            // Committed: processes that keep checked credentials must hear of it before
+            // the change counts as made.
+            tokio::task::spawn_blocking(move || credentials.changed())
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|result| result)
+                .map_err(|err| {
+                    crate::Error::Internal(sqlx::Error::Protocol(format!(
+                        "the credential change was committed, but announcing it to running servers failed (restart them): {err}"
+                    )))
+                })?;
         }
         Ok(())
     }
@@ -103,6 +133,7 @@ impl Tx {
 
     /// Sets a new password hash and bumps the credential epoch (invalidating caches).
     pub async fn set_password(&mut self, account_id: i64, password_hash: &str) -> Result<bool> {
+        self.changes_credentials = true;
         let done = on_tx!(self, conn => {
             sqlx::query("UPDATE accounts SET password_hash = $2, credential_epoch = credential_epoch + 1 WHERE id = $1")
                 .bind(account_id)
@@ -115,6 +146,7 @@ impl Tx {
     }
 
     pub async fn set_disabled(&mut self, account_id: i64, disabled: bool) -> Result<bool> {
+        self.changes_credentials = true;
         let done = on_tx!(self, conn => {
             sqlx::query("UPDATE accounts SET disabled = $2, credential_epoch = credential_epoch + 1 WHERE id = $1")
                 .bind(account_id)
@@ -198,6 +230,7 @@ impl Tx {
 
     /// Deletes one of an account's app passwords; `false` if it has no such one.
     pub async fn delete_app_password(&mut self, account_id: i64, id: i64) -> Result<bool> {
+        self.changes_credentials = true;
         let done = on_tx!(self, conn => {
             sqlx::query("DELETE FROM app_passwords WHERE account_id = $1 AND id = $2")
                 .bind(account_id)
@@ -227,6 +260,7 @@ impl Tx {
     }
 
     pub async fn revoke_access_key(&mut self, access_key_id: &str) -> Result<bool> {
+        self.changes_credentials = true;
         let done = on_tx!(self, conn => {
             sqlx::query("UPDATE access_keys SET revoked_at = $2 WHERE access_key_id = $1 AND revoked_at IS NULL")
                 .bind(access_key_id)
