@@ -45,6 +45,20 @@ impl CredentialSignal {
         }
     }
 
+    /// Creates the file if it is missing, so that it belongs to the server's user rather
+    /// than to whoever first changes a credential (a CLI run as root, say): every process
+    /// on the catalog must be able to append to it.
+    pub(crate) fn create(&self) -> std::io::Result<()> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map(drop)
+    }
+
     /// The file's state now. `None` when it cannot be read (nothing may then be trusted
     /// from memory). A missing file is a token too: no credential changed yet.
     pub(crate) fn token(&self) -> Option<Token> {

@@ -226,6 +226,9 @@ impl Catalog {
         let wal = std::sync::Arc::new(walsync::WalSync::new(connect.get_filename().to_path_buf()));
         let credentials =
             std::sync::Arc::new(credsignal::CredentialSignal::new(connect.get_filename()));
+        credentials
+            .create()
+            .map_err(|err| Error::Internal(sqlx::Error::Io(err)))?;
         // A connection to a local file has nothing to test before or after use, and sqlx's
         // pool tests each one it gets back with a round trip to the connection's thread:
         // neither the read connections (`readpool.rs`) nor the one write connection
