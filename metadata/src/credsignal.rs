@@ -49,14 +49,19 @@ impl CredentialSignal {
     /// than to whoever first changes a credential (a CLI run as root, say): every process
     /// on the catalog must be able to append to it.
     pub(crate) fn create(&self) -> std::io::Result<()> {
+        self.open().map(drop)
+    }
+
+    /// The file, opened to append (created if missing); `None` for an in-memory database.
+    fn open(&self) -> std::io::Result<Option<std::fs::File>> {
         let Some(path) = &self.path else {
-            return Ok(());
+            return Ok(None);
         };
         std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
-            .map(drop)
+            .map(Some)
     }
 
     /// The file's state now. `None` when it cannot be read (nothing may then be trusted
@@ -77,14 +82,10 @@ impl CredentialSignal {
     /// Announces a committed credential change. One byte per change: appends are atomic,
     /// and the length never repeats while the file exists.
     pub(crate) fn changed(&self) -> std::io::Result<()> {
-        let Some(path) = &self.path else {
-            return Ok(());
-        };
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?
-            .write_all(b".")
+        match self.open()? {
+            Some(mut file) => file.write_all(b"."),
+            None => Ok(()),
+        }
     }
 }
 
