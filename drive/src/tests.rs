@@ -1779,12 +1779,41 @@ async fn credentials_changed_by_another_process_stop_working_at_once() {
         cli.set_disabled("alice", false).await.unwrap();
 
         // What the server checked is served from memory on SQLite: with its catalog closed,
-        // the key still verifies there; PostgreSQL reads the catalog every time.
+        // the key, the password and the app password still verify there; PostgreSQL reads
+        // the catalog every time.
+        let app = cli.create_app_password("alice", "drive 2").await.unwrap();
         assert!(server.s3_secret(&key.access_key_id).await.is_ok());
+        assert!(
+            server
+                .authenticate_password("alice", "a-new-password-1")
+                .await
+                .is_ok()
+        );
+        assert!(
+            server
+                .authenticate_bearer(&app.password, None)
+                .await
+                .is_ok()
+        );
         server.inner.catalog.close().await;
+        let from_memory = server.backend() == BackendKind::Sqlite;
         assert_eq!(
             server.s3_secret(&key.access_key_id).await.is_ok(),
-            server.backend() == BackendKind::Sqlite
+            from_memory
+        );
+        assert_eq!(
+            server
+                .authenticate_password("alice", "a-new-password-1")
+                .await
+                .is_ok(),
+            from_memory
+        );
+        assert_eq!(
+            server
+                .authenticate_bearer(&app.password, None)
+                .await
+                .is_ok(),
+            from_memory
         );
     }
 }
@@ -1819,6 +1848,19 @@ async fn a_deleted_bucket_is_forgotten_at_once() {
                 .await
                 .unwrap(),
             Some(bob.principal.account_id)
+        );
+        // A bucket found is answered from memory (on either catalog): with the catalog
+        // closed, the lookup still succeeds.
+        h.drive.create_bucket(&h.alice, "kept").await.unwrap();
+        let first = h.drive.bucket_tree(&h.alice.principal, "kept").await;
+        assert_eq!(first.unwrap(), None);
+        h.drive.inner.catalog.close().await;
+        assert_eq!(
+            h.drive
+                .bucket_tree(&h.alice.principal, "kept")
+                .await
+                .unwrap(),
+            None
         );
     }
 }

@@ -73,7 +73,9 @@ impl Tx {
     /// Commits; when this returns the transaction is durable. On SQLite the write lock
     /// is released first and the commit then waits for the WAL flush it shares with every
     /// other commit in flight — and, if it left its group open for the writers behind it,
-    /// first for that group's COMMIT (`writeconn.rs`).
+    /// first for that group's COMMIT (`writeconn.rs`). A transaction that changed a
+    /// credential returns once the change is announced to every process on the catalog
+    /// (`credsignal.rs`).
     pub async fn commit(self) -> Result<()> {
         let wrote = match self.inner {
             Inner::Sqlite(mut tx) => tx.commit().await?,
