@@ -356,7 +356,7 @@ impl Drive {
         let audit = self.audit(ctx, grant, "put", &path.key(options.kind));
         self.on_writer(ctx, path, |drive, ctx, path| async move {
             with_retries(|| async {
-                let mut tx = drive.inner.catalog.begin().await?;
+                let mut tx = drive.inner.catalog.begin_put().await?;
                 let content = NewContent {
                     blob_id: None,
                     size,

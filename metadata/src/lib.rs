@@ -13,6 +13,7 @@
 #[macro_use]
 mod rows;
 mod credsignal;
+mod direct;
 mod error;
 mod migrate;
 mod readpool;
@@ -351,7 +352,17 @@ impl Catalog {
     /// its first statement, so the write lock is held before anything is read and a
     /// transaction never fails half-way on a lock upgrade.
     pub async fn begin(&self) -> Result<Tx> {
-        Tx::begin(&self.backend).await
+        Tx::begin(&self.backend, false).await
+    }
+
+    /// Starts a transaction that writes one new version: [`Tx::probe_put`], then any of
+    /// [`Tx::folder_kept`] and [`Tx::insert_node`] (its folders), then
+    /// [`Tx::insert_current_version`] and the commit. On SQLite, run on the writer thread
+    /// ([`Catalog::write`]), its statements run there, on the write slot's direct
+    /// connection (`direct.rs`) rather than through sqlx's connection thread; any other
+    /// statement after them fails. Elsewhere it is [`Catalog::begin`].
+    pub async fn begin_put(&self) -> Result<Tx> {
+        Tx::begin(&self.backend, true).await
     }
 
     // ---- accounts ------------------------------------------------------------------

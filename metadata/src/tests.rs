@@ -733,8 +733,36 @@ async fn a_write_sent_to_the_writer_runs_to_its_end_when_its_caller_stops_waitin
     });
 }
 
+/// Which transactions the writers of `concurrent_writers_commit_theirs_and_roll_back_only_theirs`
+/// begin: on SQLite, `begin_put`'s run on the direct connection, `begin`'s on sqlx's.
+#[derive(Clone, Copy, Debug)]
+enum Writers {
+    Plain,
+    NewVersions,
+    /// Every other one: each commits the group the one before it left open on the other
+    /// connection.
+    Alternating,
+}
+
+impl Writers {
+    async fn begin(self, catalog: &Catalog, i: usize) -> Result<Tx> {
+        match self {
+            Writers::Plain => catalog.begin().await,
+            Writers::NewVersions => catalog.begin_put().await,
+            Writers::Alternating if i.is_multiple_of(2) => catalog.begin_put().await,
+            Writers::Alternating => catalog.begin().await,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writers_commit_theirs_and_roll_back_only_theirs() {
+    for writers in [Writers::Plain, Writers::NewVersions, Writers::Alternating] {
+        concurrent_writers(writers).await;
+    }
+}
+
+async fn concurrent_writers(writers_begin: Writers) {
     each_backend!(|catalog| {
         let alice = account(&catalog, "alice", None).await;
         // On SQLite these share transactions (group commit): a writer that fails or rolls
@@ -772,7 +800,7 @@ async fn concurrent_writers_commit_theirs_and_roll_back_only_theirs() {
                     let key = format!("w{i:02}/");
                     let result = catalog
                         .write(async move {
-                            let mut tx = writer.begin().await?;
+                            let mut tx = writers_begin.begin(&writer, i).await?;
                             node(&mut tx, alice.id, None, &key, false).await;
                             match i % 6 {
                                 // An error half-way: the transaction is dropped open.
@@ -814,18 +842,96 @@ async fn concurrent_writers_commit_theirs_and_roll_back_only_theirs() {
         for writer in writers {
             let (i, ok, visible) = writer.await.unwrap();
             let kept = i % 6 >= 2;
-            assert_eq!(ok, i % 6 != 0, "writer {i}");
+            assert_eq!(ok, i % 6 != 0, "{writers_begin:?} writer {i}");
             assert_eq!(
                 visible, kept,
-                "writer {i}: committed {kept}, visible {visible}"
+                "{writers_begin:?} writer {i}: committed {kept}, visible {visible}"
             );
         }
-        if let Some(write) = &sqlite_write {
+        if let Some(write) = &sqlite_write
+            && !matches!(writers_begin, Writers::Alternating)
+        {
             // All 61 writers sent statements; queued, they shared a handful of SQLite
             // transactions (one per group, up to 64 writers each; one more made the account).
             let begun = write.transactions_begun().await;
             assert!(begun <= 10, "61 writers ran in {begun} SQLite transactions");
         }
+    });
+}
+
+/// A new version's transaction on SQLite's writer thread runs on the write slot's direct
+/// connection (`direct.rs`): what it writes is committed, refused or rolled back as on
+/// sqlx's connection, and a statement that connection does not run is refused rather than
+/// sent to the other one (outside the transaction).
+#[tokio::test]
+async fn a_new_versions_transaction_runs_on_the_writer_threads_own_connection() {
+    each_backend!(|catalog| {
+        let alice = account(&catalog, "alice", None).await;
+        let sqlite = catalog.kind() == BackendKind::Sqlite;
+        let writer = catalog.clone();
+        let outcome = catalog
+            .write(async move {
+                let mut tx = writer.begin_put().await?;
+                let bucket = node(&mut tx, alice.id, None, "b/", false).await;
+                let found = tx.folder_kept(alice.id, "b/").await?;
+                assert_eq!(found.map(|row| row.id), Some(bucket.id));
+                if sqlite {
+                    // (PostgreSQL ends a transaction at its first error.)
+                    let taken = tx
+                        .insert_node(&NewNode {
+                            account_id: alice.id,
+                            parent_id: None,
+                            kind: KIND_FOLDER,
+                            name: "b".into(),
+                            key: "b/".into(),
+                            implicit: false,
+                            mtime: 1,
+                        })
+                        .await;
+                    assert!(matches!(taken, Err(Error::Conflict(_))), "{taken:?}");
+                }
+                let other = tx.node_by_id(bucket.id).await;
+                tx.commit().await?;
+                Ok::<_, Error>(other.map(|row| row.is_some()))
+            })
+            .await
+            .unwrap();
+        if sqlite {
+            assert!(
+                matches!(outcome, Err(Error::Internal(_))),
+                "node_by_id ran: {outcome:?}"
+            );
+        } else {
+            assert!(outcome.unwrap());
+        }
+        assert!(catalog.node_by_key(alice.id, "b/").await.unwrap().is_some());
+
+        // Rolled back, dropped open: nothing stays.
+        let writer = catalog.clone();
+        catalog
+            .write(async move {
+                let mut tx = writer.begin_put().await?;
+                node(&mut tx, alice.id, None, "rolled/", false).await;
+                tx.rollback().await?;
+                let mut tx = writer.begin_put().await?;
+                node(&mut tx, alice.id, None, "dropped/", false).await;
+                drop(tx);
+                let mut tx = writer.begin().await?;
+                node(&mut tx, alice.id, None, "after/", false).await;
+                tx.commit().await
+            })
+            .await
+            .unwrap();
+        for (key, kept) in [("rolled/", false), ("dropped/", false), ("after/", true)] {
+            let found = catalog.node_by_key(alice.id, key).await.unwrap().is_some();
+            assert_eq!(found, kept, "{key}");
+        }
+
+        // Off the writer thread it is an ordinary transaction.
+        let mut tx = catalog.begin_put().await.unwrap();
+        let elsewhere = node(&mut tx, alice.id, None, "elsewhere/", false).await;
+        assert!(tx.node_by_id(elsewhere.id).await.unwrap().is_some());
+        tx.commit().await.unwrap();
     });
 }
 

@@ -1,6 +1,7 @@
 //! Write transactions. Every mutation the drive makes runs inside one `Tx`, so a request
 //! either commits all its rows (node, version, blob, usage, audit) or none.
 
+use rusqlite::types::Value;
 use sqlx::{Postgres, Transaction};
 
 mod put;
@@ -11,7 +12,7 @@ pub use put::{NewVersionRows, PutProbe, PutProbeQuery, VersionNode};
 use crate::{
     AccessKeyRow, AccountRow, Backend, KeyRange, LockRow, NewAccount, NewAudit, NewBlob, NewNode,
     NewVersion, NodeRow, PartRow, Purged, Result, SegmentRow, ShareRow, UploadRow, VersionRow,
-    locks_near_sql, now_nanos, prefix_end,
+    direct, locks_near_sql, now_nanos, prefix_end,
 };
 
 enum Inner {
@@ -47,7 +48,8 @@ macro_rules! on_tx {
 }
 
 impl Tx {
-    pub(crate) async fn begin(backend: &Backend) -> Result<Self> {
+    /// `new_version`: the transaction of [`Catalog::begin_put`](crate::Catalog::begin_put).
+    pub(crate) async fn begin(backend: &Backend, new_version: bool) -> Result<Self> {
         let (inner, wal, credentials) = match backend {
             Backend::Sqlite {
                 write,
@@ -56,7 +58,7 @@ impl Tx {
                 ..
             } => (
                 // BEGIN IMMEDIATE goes with the first statement (`sqlite.rs`).
-                Inner::Sqlite(sqlite::SqliteTx::new(write.acquire().await?)),
+                Inner::Sqlite(sqlite::SqliteTx::new(write.acquire().await?, new_version)),
                 Some(wal.clone()),
                 Some(credentials.clone()),
             ),
@@ -351,14 +353,25 @@ impl Tx {
     /// The live folder at `key`, held against deletion until commit (PostgreSQL
     /// `FOR KEY SHARE`: other writers may still add children beside ours).
     pub async fn folder_kept(&mut self, account_id: i64, key: &str) -> Result<Option<NodeRow>> {
+        const SQLITE: &str = concat!(
+            "SELECT ",
+            node_columns!(),
+            " FROM nodes WHERE account_id = $1 AND key = $2 AND trashed_at IS NULL"
+        );
         Ok(match &mut self.inner {
-            Inner::Sqlite(tx) => sqlx::query_as(concat!(
-                "SELECT ", node_columns!(), " FROM nodes WHERE account_id = $1 AND key = $2 AND trashed_at IS NULL"
-            ))
-            .bind(account_id)
-            .bind(key)
-            .fetch_optional(tx.conn().await?)
-            .await?,
+            Inner::Sqlite(tx) => {
+                if tx.runs_direct().await? {
+                    let args = [Value::Integer(account_id), Value::Text(key.to_owned())];
+                    let (rows, _) = direct::run(tx.direct_conn()?, SQLITE, &args, direct::node)?;
+                    rows.into_iter().next()
+                } else {
+                    sqlx::query_as(SQLITE)
+                        .bind(account_id)
+                        .bind(key)
+                        .fetch_optional(tx.conn().await?)
+                        .await?
+                }
+            }
             Inner::Postgres(tx) => sqlx::query_as(concat!(
                 "SELECT ", node_columns!(), " FROM nodes WHERE account_id = $1 AND key = $2 AND trashed_at IS NULL FOR KEY SHARE"
             ))
@@ -379,18 +392,35 @@ impl Tx {
     }
 
     pub async fn insert_node(&mut self, node: &NewNode) -> Result<NodeRow> {
+        const SQL: &str = concat!(
+            insert_node!(),
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ",
+            node_columns!()
+        );
+        if let Inner::Sqlite(tx) = &mut self.inner
+            && tx.runs_direct().await?
+        {
+            // `insert_node!()`'s columns, as `bind_new_node!` binds them.
+            let args = [
+                Value::Integer(node.account_id),
+                node.parent_id.map_or(Value::Null, Value::Integer),
+                Value::Integer(node.kind),
+                Value::Text(node.name.clone()),
+                Value::Text(node.key.clone()),
+                Value::Integer(node.implicit.into()),
+                Value::Integer(node.mtime),
+                Value::Integer(now_nanos()),
+            ];
+            let (rows, _) = direct::run(tx.direct_conn()?, SQL, &args, direct::node)?;
+            return rows
+                .into_iter()
+                .next()
+                .ok_or_else(|| crate::Error::Invalid("a node insert returned no row".into()));
+        }
         Ok(on_tx!(self, conn => {
-            bind_new_node!(
-                sqlx::query_as(concat!(
-                    insert_node!(),
-                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ", node_columns!()
-                )),
-                node,
-                node.mtime,
-                now_nanos()
-            )
-            .fetch_one(conn)
-            .await?
+            bind_new_node!(sqlx::query_as(SQL), node, node.mtime, now_nanos())
+                .fetch_one(conn)
+                .await?
         }))
     }
 

@@ -21,7 +21,12 @@
 //! rolls back undoes only its own savepoint. Only writer-thread transactions leave a group
 //! open: their tasks are never cancelled, so a member always comes back to end it; any
 //! other transaction that joins a group ends it with COMMIT.
+//!
+//! The slot holds a second connection to the same file, for new versions' transactions
+//! (`direct.rs`): whoever holds the slot may write on either, never both at once. A group
+//! is open on one of them; a transaction that begins on the other first commits it.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -30,18 +35,26 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions, Connection};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-use crate::{Error, Result};
+use crate::{Error, Result, direct};
 
 /// Most transactions one group holds before one of them commits it.
 const GROUP_MAX: usize = 64;
+
+/// How long the direct connection waits for a lock another process holds (as sqlx's
+/// connections are set to, `Catalog::connect`).
+const BUSY: Duration = Duration::from_secs(30);
 
 /// What the mutex guards: the connection and the state of its open group.
 #[derive(Default)]
 pub(crate) struct Slot {
     conn: Option<SqliteConnection>,
-    /// The group the connection's open transaction holds: its number and how many
-    /// finished transactions in it wait for its COMMIT.
+    /// The direct connection (`direct.rs`), opened when first needed.
+    direct: Option<rusqlite::Connection>,
+    /// The group the open transaction holds: its number and how many finished transactions
+    /// in it wait for its COMMIT.
     pub(crate) open: Option<(u64, usize)>,
+    /// The open group is on the direct connection.
+    pub(crate) open_direct: bool,
     /// The last group number handed out.
     pub(crate) last: u64,
     /// Groups end in order: every group up to this one has ended.
@@ -74,9 +87,11 @@ impl Slot {
         self.ended = self.ended.max(number);
     }
 
-    /// Drops a connection left in doubt; closing it rolls back what it held.
+    /// Drops the connections, one of them left in doubt; closing it rolls back what it
+    /// held. The next holder opens new ones.
     pub(crate) fn discard_connection(&mut self) {
         self.conn = None;
+        self.direct = None;
     }
 }
 
@@ -85,6 +100,8 @@ struct Shared {
     /// Writers waiting for their turn.
     waiting: AtomicUsize,
     options: SqliteConnectOptions,
+    /// The catalog's file, for the direct connection.
+    path: PathBuf,
     /// How long a writer waits for its turn before giving up (as a pool's acquire would).
     wait: Duration,
     /// The catalog's writer thread's runtime (`writer.rs`).
@@ -108,8 +125,10 @@ impl WriteConnection {
         writer: tokio::runtime::Id,
     ) -> Result<Self> {
         let conn = options.connect().await?;
+        let path = options.get_filename().to_path_buf();
         let slot = Slot {
             conn: Some(conn),
+            direct: Some(direct::open(&path, BUSY)?),
             ..Slot::default()
         };
         Ok(Self {
@@ -117,6 +136,7 @@ impl WriteConnection {
                 slot: Arc::new(Mutex::new(slot)),
                 waiting: AtomicUsize::new(0),
                 options,
+                path,
                 wait,
                 writer,
             }),
@@ -143,7 +163,10 @@ impl WriteConnection {
 
     /// Closes the connection (SQLite checkpoints the log when its last connection closes).
     pub(crate) async fn close(&self) {
-        let conn = self.shared.slot.lock().await.conn.take();
+        let mut slot = self.shared.slot.lock().await;
+        slot.direct = None;
+        let conn = slot.conn.take();
+        drop(slot);
         if let Some(conn) = conn {
             let _ = conn.close().await;
         }
@@ -181,6 +204,30 @@ impl Held {
         self.guard.conn()
     }
 
+    /// The direct connection (`direct.rs`), opened if a failure dropped it.
+    pub(crate) fn direct(&mut self) -> Result<&rusqlite::Connection> {
+        if self.guard.direct.is_none() {
+            self.guard.direct = Some(direct::open(&self.shared.path, BUSY)?);
+        }
+        Ok(self.guard.direct.as_ref().expect("opened above"))
+    }
+
+    /// Runs `sql` on the direct connection or on sqlx's.
+    pub(crate) async fn execute(&mut self, on_direct: bool, sql: &'static str) -> Result<()> {
+        if on_direct {
+            direct::execute(self.direct()?, sql)
+        } else {
+            sqlx::raw_sql(sql).execute(self.conn()).await?;
+            Ok(())
+        }
+    }
+
+    /// Whether the caller runs on the writer thread (`writer.rs`).
+    pub(crate) fn on_writer(&self) -> bool {
+        tokio::runtime::Handle::try_current()
+            .is_ok_and(|runtime| runtime.id() == self.shared.writer)
+    }
+
     /// Whether a transaction ending now may leave its group open for the next writer:
     /// someone is waiting, the group has room, and the transaction runs on the writer
     /// thread (so it is never cancelled before it has seen its group end).
@@ -190,8 +237,29 @@ impl Held {
                 .guard
                 .open
                 .is_none_or(|(_, members)| members + 1 < GROUP_MAX)
-            && tokio::runtime::Handle::try_current()
-                .is_ok_and(|runtime| runtime.id() == self.shared.writer)
+            && self.on_writer()
+    }
+
+    /// Commits the open group, if any, on the connection it is on. Failed, the group is
+    /// rolled back and its members learn of it.
+    pub(crate) async fn commit_group(&mut self) -> Result<()> {
+        let Some((number, _)) = self.guard.open else {
+            return Ok(());
+        };
+        let on_direct = self.guard.open_direct;
+        match self.execute(on_direct, "COMMIT").await {
+            Ok(()) => {
+                self.guard.group_committed(number);
+                Ok(())
+            }
+            Err(err) => {
+                self.guard.fail_group(number);
+                if self.execute(on_direct, "ROLLBACK").await.is_err() {
+                    self.guard.discard_connection();
+                }
+                Err(err)
+            }
+        }
     }
 
     /// Lets go of the connection and waits for group `number` to end: queues for the
@@ -209,19 +277,7 @@ impl Held {
             };
         }
         debug_assert_eq!(slot.open.map(|(open, _)| open), Some(number));
-        match sqlx::query("COMMIT").execute(slot.conn()).await {
-            Ok(_) => {
-                slot.group_committed(number);
-                Ok(())
-            }
-            Err(err) => {
-                slot.fail_group(number);
-                if sqlx::query("ROLLBACK").execute(slot.conn()).await.is_err() {
-                    slot.discard_connection();
-                }
-                Err(err.into())
-            }
-        }
+        held.commit_group().await
     }
 }
 

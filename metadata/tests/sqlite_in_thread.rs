@@ -1,7 +1,8 @@
 //! Not a check: measures what one small PUT's catalog work costs when SQLite runs in the
 //! calling thread (`rusqlite`) against the way the catalog runs it today (sqlx: every
 //! statement batch and every result row handed between the task and the connection's
-//! thread). The basis for the next step on the small-PUT target (`bench/FINDINGS.md`).
+//! thread). It measured the case for running a PUT's transaction on the writer thread
+//! (`src/direct.rs`, `bench/FINDINGS.md`); sqlx's side is what every other write still does.
 //!
 //! `cargo test --release -p portico-metadata --test sqlite_in_thread -- --ignored --nocapture`
 //!

@@ -15,8 +15,8 @@ use sqlx::{Either, Executor, FromRow};
 use super::sqlite::SqliteTx;
 use super::{Inner, Tx};
 use crate::{
-    LockRow, NewAudit, NewBlob, NewNode, NewVersion, NodeRow, Result, VersionRow, locks_near_sql,
-    now_nanos, prefix_end,
+    LockRow, NewAudit, NewBlob, NewNode, NewVersion, NodeRow, Result, VersionRow, direct,
+    locks_near_sql, now_nanos, prefix_end,
 };
 
 /// What to look up before writing a version at `key`.
@@ -83,13 +83,84 @@ enum Arg {
     Bool(bool),
 }
 
-/// A multi-statement SQLite query under construction: placeholders are numbered across all
+impl Arg {
+    fn value(self) -> rusqlite::types::Value {
+        use rusqlite::types::Value;
+        match self {
+            Arg::Int(v) => v.map_or(Value::Null, Value::Integer),
+            Arg::Text(v) => v.map_or(Value::Null, Value::Text),
+            Arg::Bytes(v) => v.map_or(Value::Null, Value::Blob),
+            Arg::Bool(v) => Value::Integer(v.into()),
+        }
+    }
+}
+
+/// What a statement of a batch returns.
+#[derive(Clone, Copy)]
+enum Shape {
+    Nothing,
+    Node,
+    Version,
+    Lock,
+    /// `unlimited`: whether the account has no quota.
+    Unlimited,
+}
+
+/// A row a batch returned, decoded per its statement's [`Shape`].
+enum Row {
+    Node(NodeRow),
+    Version(VersionRow),
+    Lock(LockRow),
+    Unlimited(bool),
+}
+
+impl Shape {
+    fn decode_sqlx(self, row: &sqlx::sqlite::SqliteRow) -> Result<Option<Row>> {
+        use sqlx::Row as _;
+        Ok(match self {
+            Shape::Nothing => None,
+            Shape::Node => Some(Row::Node(NodeRow::from_row(row)?)),
+            Shape::Version => Some(Row::Version(VersionRow::from_row(row)?)),
+            Shape::Lock => Some(Row::Lock(LockRow::from_row(row)?)),
+            Shape::Unlimited => Some(Row::Unlimited(row.try_get("unlimited")?)),
+        })
+    }
+
+    fn decode_direct(self, row: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Row>> {
+        Ok(match self {
+            Shape::Nothing => None,
+            Shape::Node => Some(Row::Node(direct::node(row)?)),
+            Shape::Version => Some(Row::Version(direct::version(row)?)),
+            Shape::Lock => Some(Row::Lock(direct::lock(row)?)),
+            Shape::Unlimited => Some(Row::Unlimited(row.get("unlimited")?)),
+        })
+    }
+}
+
+/// Per statement of a batch: the rows it returned and how many rows it changed.
+type Answers = Vec<(Vec<Row>, u64)>;
+
+/// The first row statement `at` returned, if it is a node.
+fn node(answers: &mut Answers, at: usize) -> Option<NodeRow> {
+    match answers[at].0.drain(..).next() {
+        Some(Row::Node(node)) => Some(node),
+        _ => None,
+    }
+}
+
+fn version(answers: &mut Answers, at: usize) -> Option<VersionRow> {
+    match answers[at].0.drain(..).next() {
+        Some(Row::Version(version)) => Some(version),
+        _ => None,
+    }
+}
+
+/// A batch of SQLite statements under construction: placeholders are numbered across all
 /// its statements.
 #[derive(Default)]
 struct Batch {
-    sql: String,
+    statements: Vec<(String, Shape)>,
     args: Vec<Arg>,
-    statements: usize,
 }
 
 impl Batch {
@@ -99,38 +170,50 @@ impl Batch {
         format!("${}", self.args.len())
     }
 
-    fn push(&mut self, statement: &str) -> usize {
-        self.sql.push_str(statement);
-        self.sql.push_str(";\n");
-        self.statements += 1;
-        self.statements - 1
+    fn push(&mut self, statement: &str, shape: Shape) -> usize {
+        self.statements.push((statement.to_owned(), shape));
+        self.statements.len() - 1
     }
 
-    /// Runs every statement in one trip to the connection's thread — the transaction's
-    /// first statement before them if it has not begun, and, if `commit`, the one that
-    /// ends it after them (`sqlite.rs`) — and returns, per statement pushed, the rows it
-    /// returned and how many rows it changed.
-    async fn run(
-        self,
-        tx: &mut SqliteTx,
-        commit: bool,
-    ) -> Result<Vec<(Vec<sqlx::sqlite::SqliteRow>, u64)>> {
-        let begin = tx.begin_sql();
+    /// Runs every statement — the transaction's first statement before them if it has not
+    /// begun, and, if `commit`, the one that ends it after them (`sqlite.rs`) — and
+    /// returns, per statement pushed, the rows it returned and how many rows it changed.
+    /// On the direct connection they run here one by one; on sqlx's, as one
+    /// multi-statement query (one trip to the connection's thread).
+    async fn run(self, tx: &mut SqliteTx, commit: bool) -> Result<Answers> {
+        if tx.runs_direct().await? {
+            return self.run_direct(tx, commit).await;
+        }
+        let begin = tx.begin(false).await?;
         let end = commit.then(|| tx.end());
         let end_sql = end.and_then(|end| end.sql);
         let conn = tx.batch_conn();
-        let mut sql = String::with_capacity(self.sql.len() + 32);
+        let mut sql = String::with_capacity(
+            self.statements
+                .iter()
+                .map(|(s, _)| s.len() + 2)
+                .sum::<usize>()
+                + 32,
+        );
         if let Some(begin) = begin {
             sql.push_str(begin);
             sql.push_str(";\n");
         }
-        sql.push_str(&self.sql);
+        for (statement, _) in &self.statements {
+            sql.push_str(statement);
+            sql.push_str(";\n");
+        }
         if let Some(end) = end_sql {
             sql.push_str(end);
             sql.push_str(";\n");
         }
-        let expected =
-            self.statements + usize::from(begin.is_some()) + usize::from(end_sql.is_some());
+        // The shape of each statement's rows, the begin and end statements' included.
+        let shapes: Vec<Shape> = begin
+            .map(|_| Shape::Nothing)
+            .into_iter()
+            .chain(self.statements.iter().map(|&(_, shape)| shape))
+            .chain(end_sql.map(|_| Shape::Nothing))
+            .collect();
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for arg in self.args {
             query = match arg {
@@ -140,7 +223,7 @@ impl Batch {
                 Arg::Bool(v) => query.bind(v),
             };
         }
-        let mut results = Vec::with_capacity(self.statements);
+        let mut results: Answers = Vec::with_capacity(shapes.len());
         let mut rows = Vec::new();
         let mut stream = conn.fetch_many(query);
         while let Some(item) = stream.try_next().await? {
@@ -148,13 +231,17 @@ impl Batch {
                 Either::Left(done) => {
                     results.push((std::mem::take(&mut rows), done.rows_affected()));
                 }
-                Either::Right(row) => rows.push(row),
+                Either::Right(row) => {
+                    let shape = shapes.get(results.len()).copied().unwrap_or(Shape::Nothing);
+                    rows.extend(shape.decode_sqlx(&row)?);
+                }
             }
         }
         drop(stream);
-        if results.len() != expected {
+        if results.len() != shapes.len() {
             return Err(crate::Error::Invalid(format!(
-                "a batch of {expected} statements answered for {}",
+                "a batch of {} statements answered for {}",
+                shapes.len(),
                 results.len()
             )));
         }
@@ -169,6 +256,22 @@ impl Batch {
         }
         Ok(results)
     }
+
+    /// [`Batch::run`] on the direct connection, begun already.
+    async fn run_direct(self, tx: &mut SqliteTx, commit: bool) -> Result<Answers> {
+        let args: Vec<_> = self.args.into_iter().map(Arg::value).collect();
+        let conn = tx.direct_conn()?;
+        let mut results: Answers = Vec::with_capacity(self.statements.len());
+        for (statement, shape) in &self.statements {
+            let (rows, changed) =
+                direct::run(conn, statement, &args, |row| shape.decode_direct(row))?;
+            results.push((rows.into_iter().flatten().collect(), changed));
+        }
+        if commit {
+            tx.end_open().await?;
+        }
+        Ok(results)
+    }
 }
 
 const LIVE_NODE_BY_KEY: &str = concat!(
@@ -176,12 +279,6 @@ const LIVE_NODE_BY_KEY: &str = concat!(
     node_columns!(),
     " FROM nodes WHERE account_id = $1 AND key = {} AND trashed_at IS NULL"
 );
-
-fn first<T: for<'r> FromRow<'r, sqlx::sqlite::SqliteRow>>(
-    rows: &[sqlx::sqlite::SqliteRow],
-) -> Result<Option<T>> {
-    Ok(rows.first().map(T::from_row).transpose()?)
-}
 
 impl Tx {
     /// The lookups a new version at `query.key` depends on, in one trip on SQLite.
@@ -201,37 +298,35 @@ impl Tx {
             batch.arg(Arg::Text(Some(below.to_owned())));
             batch.arg(Arg::Text(Some(prefix_end(below))));
         }
-        let locks_at = batch.push(&locks_near_sql(
-            query.lock_keys.len(),
-            query.below.is_some(),
-        ));
+        let locks_at = batch.push(
+            &locks_near_sql(query.lock_keys.len(), query.below.is_some()),
+            Shape::Lock,
+        );
         let node_at = |batch: &mut Batch, key: &str| {
             let placeholder = batch.arg(Arg::Text(Some(key.to_owned())));
-            batch.push(&LIVE_NODE_BY_KEY.replace("{}", &placeholder))
+            batch.push(&LIVE_NODE_BY_KEY.replace("{}", &placeholder), Shape::Node)
         };
         let parent_at = query.parent_key.map(|key| node_at(&mut batch, key));
         let existing_at = node_at(&mut batch, query.key);
         let other_at = query.other_key.map(|key| node_at(&mut batch, key));
-        let unlimited_at =
-            batch.push("SELECT quota_bytes IS NULL AS unlimited FROM accounts WHERE id = $1");
-        let results = batch.run(tx, false).await?;
-        let (unlimited,): (bool,) = first(&results[unlimited_at].0)?.unwrap_or((false,));
+        let unlimited_at = batch.push(
+            "SELECT quota_bytes IS NULL AS unlimited FROM accounts WHERE id = $1",
+            Shape::Unlimited,
+        );
+        let mut results = batch.run(tx, false).await?;
+        let unlimited = matches!(results[unlimited_at].0.first(), Some(Row::Unlimited(true)));
         Ok(PutProbe {
             unlimited,
-            parent: match parent_at {
-                Some(at) => first(&results[at].0)?,
-                None => None,
-            },
-            existing: first(&results[existing_at].0)?,
-            other: match other_at {
-                Some(at) => first(&results[at].0)?,
-                None => None,
-            },
-            locks: results[locks_at]
-                .0
-                .iter()
-                .map(LockRow::from_row)
-                .collect::<Result<_, _>>()?,
+            parent: parent_at.and_then(|at| node(&mut results, at)),
+            existing: node(&mut results, existing_at),
+            other: other_at.and_then(|at| node(&mut results, at)),
+            locks: std::mem::take(&mut results[locks_at].0)
+                .into_iter()
+                .filter_map(|row| match row {
+                    Row::Lock(lock) => Some(lock),
+                    _ => None,
+                })
+                .collect(),
         })
     }
 
@@ -253,9 +348,10 @@ impl Tx {
             VersionNode::Existing { id, make_explicit } => {
                 let id = batch.arg(Arg::Int(Some(id)));
                 if make_explicit {
-                    batch.push(&format!(
-                        "UPDATE nodes SET implicit = FALSE WHERE id = {id}"
-                    ));
+                    batch.push(
+                        &format!("UPDATE nodes SET implicit = FALSE WHERE id = {id}"),
+                        Shape::Nothing,
+                    );
                 }
                 id
             }
@@ -269,11 +365,14 @@ impl Tx {
                     batch.arg(Arg::Int(Some(node.mtime))),
                     batch.arg(Arg::Int(Some(now))),
                 ];
-                batch.push(&format!(
-                    concat!(insert_node!(), " VALUES ({account}, {values})"),
-                    account = account,
-                    values = values.join(", ")
-                ));
+                batch.push(
+                    &format!(
+                        concat!(insert_node!(), " VALUES ({account}, {values})"),
+                        account = account,
+                        values = values.join(", ")
+                    ),
+                    Shape::Nothing,
+                );
                 format!(
                     "(SELECT id FROM nodes WHERE account_id = {account} AND key = {} AND trashed_at IS NULL)",
                     values[3]
@@ -290,10 +389,13 @@ impl Tx {
                     batch.arg(Arg::Int(Some(now))),
                     batch.arg(Arg::Bytes(blob.data.clone())),
                 ];
-                batch.push(&format!(
-                    concat!(insert_blob!(), " VALUES ({}, {}, {}, {}, 1, {}, {})"),
-                    locator, values[0], values[1], values[2], values[3], values[4]
-                ));
+                batch.push(
+                    &format!(
+                        concat!(insert_blob!(), " VALUES ({}, {}, {}, {}, 1, {}, {})"),
+                        locator, values[0], values[1], values[2], values[3], values[4]
+                    ),
+                    Shape::Nothing,
+                );
                 format!("(SELECT id FROM blobs WHERE locator = {locator})")
             }
             None => batch.arg(Arg::Int(rows.version.blob_id)),
@@ -311,17 +413,20 @@ impl Tx {
             batch.arg(Arg::Int(v.created_by)),
             batch.arg(Arg::Int(v.parts_count)),
         ];
-        let version_at = batch.push(&format!(
-            concat!(
-                insert_version!(),
-                " VALUES ({node_id}, {version_id}, {blob_id}, {values}) RETURNING ",
-                version_returning!()
+        let version_at = batch.push(
+            &format!(
+                concat!(
+                    insert_version!(),
+                    " VALUES ({node_id}, {version_id}, {blob_id}, {values}) RETURNING ",
+                    version_returning!()
+                ),
+                node_id = node_id,
+                version_id = version_id,
+                blob_id = blob_id,
+                values = values.join(", ")
             ),
-            node_id = node_id,
-            version_id = version_id,
-            blob_id = blob_id,
-            values = values.join(", ")
-        ));
+            Shape::Version,
+        );
         let node_at = batch.push(&format!(
             concat!(
                 "UPDATE nodes SET (version_row, size, etag, content_type, mtime) =",
@@ -331,10 +436,10 @@ impl Tx {
             ),
             version_id = version_id,
             node_id = node_id
-        ));
+        ), Shape::Node);
         let charge_at = rows.charge.map(|delta| {
             let delta = batch.arg(Arg::Int(Some(delta)));
-            batch.push(&charge_account_sql(&account, &delta))
+            batch.push(&charge_account_sql(&account, &delta), Shape::Nothing)
         });
         if let Some(audit) = rows.audit {
             let values = [
@@ -347,21 +452,21 @@ impl Tx {
                 batch.arg(Arg::Text(audit.detail.clone())),
                 batch.arg(Arg::Text(audit.request_id.clone())),
             ];
-            batch.push(&format!(
-                concat!(insert_audit!(), " VALUES ({})"),
-                values.join(", ")
-            ));
+            batch.push(
+                &format!(concat!(insert_audit!(), " VALUES ({})"), values.join(", ")),
+                Shape::Nothing,
+            );
         }
         let commit = rows.commit && (rows.charge.is_none() || rows.unlimited);
-        let results = batch.run(tx, commit).await?;
+        let mut results = batch.run(tx, commit).await?;
         if let Some(at) = charge_at
             && results[at].1 == 0
         {
             return Ok(None);
         }
-        let version: VersionRow = first(&results[version_at].0)?
+        let version = version(&mut results, version_at)
             .ok_or_else(|| crate::Error::Invalid("the version insert returned no row".into()))?;
-        let node: NodeRow = first(&results[node_at].0)?
+        let node = node(&mut results, node_at)
             .ok_or_else(|| crate::Error::Invalid("the version's node is gone".into()))?;
         Ok(Some((node, version)))
     }

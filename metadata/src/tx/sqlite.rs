@@ -5,11 +5,15 @@
 //! behind it (group commit, `writeconn.rs`): it begins with `BEGIN IMMEDIATE`, or with a
 //! `SAVEPOINT` inside a group left open, and ends with `COMMIT`, or — joining or leaving a
 //! group — with `RELEASE` or nothing, then waits for the group's COMMIT.
+//!
+//! A new version's transaction (`Catalog::begin_put`) run on the writer thread runs on the
+//! direct connection instead (`direct.rs`): its statements run there and then, with no
+//! batching needed, and the same begin, end and group rules apply.
 
 use sqlx::SqliteConnection;
 
-use crate::Result;
 use crate::writeconn::Held;
+use crate::{Error, Result};
 
 const SAVEPOINT: &str = "SAVEPOINT portico_tx";
 const RELEASE: &str = "RELEASE portico_tx";
@@ -20,8 +24,13 @@ enum State {
     /// Nothing sent yet: no lock taken.
     NotBegun,
     /// Begun (or its first statement on its way in a batch), in group `group`; `first`
-    /// when it began the SQLite transaction itself, else it is inside a savepoint.
-    Open { group: u64, first: bool },
+    /// when it began the SQLite transaction itself, else it is inside a savepoint;
+    /// `direct` on the direct connection.
+    Open {
+        group: u64,
+        first: bool,
+        direct: bool,
+    },
     /// Its work is in group `group`, left open for the next writer; done once that group
     /// has committed.
     Left { group: u64 },
@@ -43,13 +52,16 @@ pub(super) struct SqliteTx {
     /// the work).
     held: Option<Held>,
     state: State,
+    /// It may run on the direct connection (`Catalog::begin_put`).
+    may_direct: bool,
 }
 
 impl SqliteTx {
-    pub(super) fn new(held: Held) -> Self {
+    pub(super) fn new(held: Held, may_direct: bool) -> Self {
         Self {
             held: Some(held),
             state: State::NotBegun,
+            may_direct,
         }
     }
 
@@ -63,40 +75,49 @@ impl SqliteTx {
         self.held().conn()
     }
 
-    /// The statement that begins the transaction, when nothing was sent yet: `BEGIN
-    /// IMMEDIATE`, or a savepoint inside the group the connection holds open. Marks it
-    /// open: even if the statement's answer is lost, a rollback follows.
-    pub(super) fn begin_sql(&mut self) -> Option<&'static str> {
+    /// Begins the transaction, when nothing was sent yet, on the direct connection or on
+    /// sqlx's: with `BEGIN IMMEDIATE`, or a savepoint inside the group the connection holds
+    /// open (a group open on the other connection is committed first). On the direct
+    /// connection the statement runs here; for sqlx's it is returned, to go with the first
+    /// batch, and the transaction counts as open: even if the statement's answer is lost,
+    /// a rollback follows.
+    pub(super) async fn begin(&mut self, on_direct: bool) -> Result<Option<&'static str>> {
         if self.state != State::NotBegun {
-            return None;
+            return Ok(None);
         }
-        let slot = self.held().slot();
-        let (state, sql) = match slot.open {
-            Some((group, _)) => (
-                State::Open {
-                    group,
-                    first: false,
-                },
-                SAVEPOINT,
-            ),
-            None => {
-                slot.last += 1;
-                (
-                    State::Open {
-                        group: slot.last,
-                        first: true,
-                    },
-                    "BEGIN IMMEDIATE",
-                )
-            }
+        let held = self.held();
+        if held.slot().open.is_some() && held.slot().open_direct != on_direct {
+            held.commit_group().await?;
+        }
+        let slot = held.slot();
+        let (group, first) = match slot.open {
+            Some((group, _)) => (group, false),
+            None => (slot.last + 1, true),
         };
-        self.state = state;
-        Some(sql)
+        let sql = if first { "BEGIN IMMEDIATE" } else { SAVEPOINT };
+        if on_direct {
+            held.execute(true, sql).await?;
+        }
+        let slot = held.slot();
+        if first {
+            slot.last = group;
+        }
+        self.state = State::Open {
+            group,
+            first,
+            direct: on_direct,
+        };
+        Ok((!on_direct).then_some(sql))
     }
 
     /// The connection, inside the transaction (begun here if nothing was sent yet).
     pub(super) async fn conn(&mut self) -> Result<&mut SqliteConnection> {
-        if let Some(begin) = self.begin_sql() {
+        if let State::Open { direct: true, .. } = self.state {
+            return Err(Error::Internal(sqlx::Error::Protocol(
+                "a statement of a new version's transaction (Catalog::begin_put) is not one the direct connection runs".into(),
+            )));
+        }
+        if let Some(begin) = self.begin(false).await? {
             sqlx::query(begin).execute(self.connection()).await?;
         }
         Ok(self.connection())
@@ -105,6 +126,27 @@ impl SqliteTx {
     /// The connection, for a batch whose statements are already inside the transaction.
     pub(super) fn batch_conn(&mut self) -> &mut SqliteConnection {
         self.connection()
+    }
+
+    /// Whether this transaction runs on the direct connection (`direct.rs`); begun there
+    /// if nothing was sent yet and it may: a new version's transaction on the writer
+    /// thread.
+    pub(super) async fn runs_direct(&mut self) -> Result<bool> {
+        match self.state {
+            State::NotBegun
+                if self.may_direct && self.held.as_ref().is_some_and(Held::on_writer) =>
+            {
+                self.begin(true).await?;
+                Ok(true)
+            }
+            State::Open { direct, .. } => Ok(direct),
+            _ => Ok(false),
+        }
+    }
+
+    /// The direct connection, inside the transaction (`runs_direct` said so).
+    pub(super) fn direct_conn(&mut self) -> Result<&rusqlite::Connection> {
+        self.held().direct()
     }
 
     /// How an open transaction ends: leaving its group open when writers wait behind it
@@ -127,18 +169,31 @@ impl SqliteTx {
 
     /// `end`'s statement (if any) ran: the transaction is done, or left in its group.
     pub(super) fn ended(&mut self, end: End) {
-        let State::Open { group, .. } = self.state else {
+        let State::Open { group, direct, .. } = self.state else {
             return;
         };
         let slot = self.held().slot();
         if end.leave {
             let members = slot.open.map_or(0, |(_, members)| members);
             slot.open = Some((group, members + 1));
+            slot.open_direct = direct;
             self.state = State::Left { group };
         } else {
             slot.group_committed(group);
             self.state = State::Done;
         }
+    }
+
+    /// Ends an open transaction: commits it, or leaves it in its group (`end`).
+    pub(super) async fn end_open(&mut self) -> Result<()> {
+        if let State::Open { direct, .. } = self.state {
+            let end = self.end();
+            if let Some(sql) = end.sql {
+                self.held().execute(direct, sql).await?;
+            }
+            self.ended(end);
+        }
+        Ok(())
     }
 
     /// Commits; whether anything had been begun (and so may need flushing). A transaction
@@ -148,13 +203,7 @@ impl SqliteTx {
             self.state = State::Done;
             return Ok(false);
         }
-        if matches!(self.state, State::Open { .. }) {
-            let end = self.end();
-            if let Some(sql) = end.sql {
-                sqlx::query(sql).execute(self.connection()).await?;
-            }
-            self.ended(end);
-        }
+        self.end_open().await?;
         if let State::Left { group } = self.state {
             self.state = State::Done;
             let held = self
@@ -180,27 +229,31 @@ impl SqliteTx {
 /// made SQLite abandon the whole transaction), the group is lost: it is rolled back whole
 /// and its members learn of the failure.
 async fn roll_back(held: &mut Held, state: State) -> Result<()> {
-    let State::Open { group, first } = state else {
+    let State::Open {
+        group,
+        first,
+        direct,
+    } = state
+    else {
         return Ok(());
     };
-    let slot = held.slot();
     if first {
-        return match sqlx::query("ROLLBACK").execute(slot.conn()).await {
-            Ok(_) => Ok(()),
+        return match held.execute(direct, "ROLLBACK").await {
+            Ok(()) => Ok(()),
             Err(err) => {
-                slot.discard_connection();
-                Err(err.into())
+                held.slot().discard_connection();
+                Err(err)
             }
         };
     }
-    match sqlx::raw_sql(ROLLBACK_TO).execute(slot.conn()).await {
-        Ok(_) => Ok(()),
+    match held.execute(direct, ROLLBACK_TO).await {
+        Ok(()) => Ok(()),
         Err(err) => {
-            slot.fail_group(group);
-            if sqlx::query("ROLLBACK").execute(slot.conn()).await.is_err() {
-                slot.discard_connection();
+            held.slot().fail_group(group);
+            if held.execute(direct, "ROLLBACK").await.is_err() {
+                held.slot().discard_connection();
             }
-            Err(err.into())
+            Err(err)
         }
     }
 }
