@@ -27,6 +27,7 @@ pub mod testing;
 use std::str::FromStr;
 use std::time::Duration;
 
+use rusqlite::types::Value;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
@@ -215,7 +216,21 @@ impl Catalog {
     }
 
     async fn connect_sqlite(url: &str, options: &ConnectOptions) -> Result<Self> {
-        let connect = SqliteConnectOptions::from_str(url)?
+        let connect = SqliteConnectOptions::from_str(url)?;
+        if connect
+            .get_filename()
+            .to_string_lossy()
+            .starts_with("file:sqlx-in-memory-")
+            || url.contains("mode=memory")
+        {
+            // Its blobs, versions and accounts would be gone at the next start, and the
+            // catalog's connections (`direct.rs`) are opened by file name.
+            return Err(Error::Invalid(format!(
+                "{}: an in-memory SQLite catalog is not supported; give a file (sqlite://PATH)",
+                redact_url(url)
+            )));
+        }
+        let connect = connect
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // NORMAL with a group fsync of the WAL after each commit (`walsync`): a commit
@@ -471,32 +486,50 @@ impl Catalog {
 
     /// The live node at `key` (folders end in '/').
     pub async fn node_by_key(&self, account_id: i64, key: &str) -> Result<Option<NodeRow>> {
-        Ok(on_backend!(&self.backend, read, pool => {
-            sqlx::query_as(concat!(
-                "SELECT ", node_columns!(), " FROM nodes WHERE account_id = $1 AND key = $2 AND trashed_at IS NULL"
-            ))
-            .bind(account_id)
-            .bind(key)
-            .fetch_optional(pool)
-            .await?
-        }))
+        const SQL: &str = concat!(
+            "SELECT ",
+            node_columns!(),
+            " FROM nodes WHERE account_id = $1 AND key = $2 AND trashed_at IS NULL"
+        );
+        match &self.backend {
+            Backend::Sqlite { read, .. } => read.direct(|conn| {
+                let args = [Value::Integer(account_id), Value::Text(key.to_owned())];
+                Ok(direct::run(conn, SQL, &args, direct::node)?.0.pop())
+            }),
+            Backend::Postgres(pool) => Ok(sqlx::query_as(SQL)
+                .bind(account_id)
+                .bind(key)
+                .fetch_optional(pool)
+                .await?),
+        }
     }
 
     /// The live nodes at `file_key` and `file_key + "/"` in one query: a name can be a
     /// file, a folder, or (written by S3) both.
     pub async fn nodes_at_name(&self, account_id: i64, file_key: &str) -> Result<Vec<NodeRow>> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            node_columns!(),
+            " FROM nodes",
+            " WHERE account_id = $1 AND key IN ($2, $3) AND trashed_at IS NULL ORDER BY key"
+        );
         let folder_key = format!("{file_key}/");
-        Ok(on_backend!(&self.backend, read, pool => {
-            sqlx::query_as(concat!(
-                "SELECT ", node_columns!(), " FROM nodes",
-                " WHERE account_id = $1 AND key IN ($2, $3) AND trashed_at IS NULL ORDER BY key"
-            ))
-            .bind(account_id)
-            .bind(file_key)
-            .bind(&folder_key)
-            .fetch_all(pool)
-            .await?
-        }))
+        match &self.backend {
+            Backend::Sqlite { read, .. } => read.direct(|conn| {
+                let args = [
+                    Value::Integer(account_id),
+                    Value::Text(file_key.to_owned()),
+                    Value::Text(folder_key),
+                ];
+                Ok(direct::run(conn, SQL, &args, direct::node)?.0)
+            }),
+            Backend::Postgres(pool) => Ok(sqlx::query_as(SQL)
+                .bind(account_id)
+                .bind(file_key)
+                .bind(&folder_key)
+                .fetch_all(pool)
+                .await?),
+        }
     }
 
     /// One page of a folder's live children (`parent_id` `None`: the account root), in key
@@ -594,14 +627,21 @@ impl Catalog {
 
     /// The current version of a node with its blob locator.
     pub async fn version(&self, version_row: i64) -> Result<Option<VersionRow>> {
-        Ok(on_backend!(&self.backend, read, pool => {
-            sqlx::query_as(concat!(
-                "SELECT ", version_columns!(), " FROM versions v LEFT JOIN blobs b ON b.id = v.blob_id WHERE v.id = $1"
-            ))
-            .bind(version_row)
-            .fetch_optional(pool)
-            .await?
-        }))
+        const SQL: &str = concat!(
+            "SELECT ",
+            version_columns!(),
+            " FROM versions v LEFT JOIN blobs b ON b.id = v.blob_id WHERE v.id = $1"
+        );
+        match &self.backend {
+            Backend::Sqlite { read, .. } => read.direct(|conn| {
+                let args = [Value::Integer(version_row)];
+                Ok(direct::run(conn, SQL, &args, direct::version)?.0.pop())
+            }),
+            Backend::Postgres(pool) => Ok(sqlx::query_as(SQL)
+                .bind(version_row)
+                .fetch_optional(pool)
+                .await?),
+        }
     }
 
     /// A node by id, live or trashed.
@@ -942,12 +982,21 @@ impl Catalog {
 
     /// The bytes of an inline blob (`None`: no such blob, or its bytes are a file).
     pub async fn blob_data(&self, blob_id: i64) -> Result<Option<Vec<u8>>> {
-        let row: Option<(Option<Vec<u8>>,)> = on_backend!(&self.backend, read, pool => {
-            sqlx::query_as("SELECT data FROM blobs WHERE id = $1")
-                .bind(blob_id)
-                .fetch_optional(pool)
-                .await?
-        });
+        const SQL: &str = "SELECT data FROM blobs WHERE id = $1";
+        let row: Option<(Option<Vec<u8>>,)> = match &self.backend {
+            Backend::Sqlite { read, .. } => read.direct(|conn| {
+                let args = [Value::Integer(blob_id)];
+                Ok(direct::run(conn, SQL, &args, |row| Ok((row.get(0)?,)))?
+                    .0
+                    .pop())
+            })?,
+            Backend::Postgres(pool) => {
+                sqlx::query_as(SQL)
+                    .bind(blob_id)
+                    .fetch_optional(pool)
+                    .await?
+            }
+        };
         Ok(row.and_then(|(data,)| data))
     }
 

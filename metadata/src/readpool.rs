@@ -6,17 +6,32 @@
 //! read-only, it never holds a transaction, and a query dropped half-way leaves it ready
 //! for the next (its thread stops stepping the statement and resets it). A connection goes
 //! back on the stack when its lease ends, whatever the query did.
+//!
+//! Beside them, a stack of `rusqlite` read connections (`direct.rs`) for the point lookups
+//! every GET and HEAD makes — the node, its version, an inline blob's bytes: run in the
+//! calling thread, they cost SQLite's few microseconds instead of two hand-offs to and from
+//! a connection thread each (~60 µs of that thread's CPU per small GET, `bench/FINDINGS.md`).
+//! A lookup holds a connection only while it runs, so the stack holds at most one per
+//! thread that reads at once.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use sqlx::ConnectOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use crate::{Error, Result};
+use crate::{Error, Result, direct};
+
+/// How long a direct read waits on a locked database (as sqlx's connections,
+/// `Catalog::connect`); under WAL a reader waits only while the log is being recovered.
+const DIRECT_BUSY: Duration = Duration::from_secs(30);
 
 pub(crate) struct ReadPool {
     idle: std::sync::Mutex<Vec<SqliteConnection>>,
+    /// Idle direct read connections.
+    direct: std::sync::Mutex<Vec<rusqlite::Connection>>,
+    path: PathBuf,
     /// One permit per connection that may be open.
     permits: Semaphore,
     options: SqliteConnectOptions,
@@ -31,8 +46,12 @@ impl ReadPool {
         acquire_timeout: Duration,
     ) -> Result<Self> {
         let first = options.connect().await?;
+        let path = options.get_filename().to_path_buf();
+        let first_direct = direct::open_read(&path, DIRECT_BUSY)?;
         Ok(Self {
             idle: std::sync::Mutex::new(vec![first]),
+            direct: std::sync::Mutex::new(vec![first_direct]),
+            path,
             permits: Semaphore::new(max_connections),
             options,
             acquire_timeout,
@@ -58,9 +77,37 @@ impl ReadPool {
         })
     }
 
+    /// Runs `read` on a direct read connection, here and now (`direct.rs`): for short
+    /// lookups only, as it holds the calling thread until SQLite answers.
+    pub(crate) fn direct<T>(
+        &self,
+        read: impl FnOnce(&rusqlite::Connection) -> Result<T>,
+    ) -> Result<T> {
+        if self.permits.is_closed() {
+            return Err(Error::Unavailable(sqlx::Error::PoolClosed));
+        }
+        let idle = self.direct_connections().pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => direct::open_read(&self.path, DIRECT_BUSY)?,
+        };
+        let result = read(&conn);
+        if !self.permits.is_closed() {
+            self.direct_connections().push(conn);
+        }
+        result
+    }
+
+    fn direct_connections(&self) -> std::sync::MutexGuard<'_, Vec<rusqlite::Connection>> {
+        self.direct
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Refuses new leases and closes the idle connections (shutdown).
     pub(crate) async fn close(&self) {
         self.permits.close();
+        self.direct_connections().clear();
         let idle = std::mem::take(&mut *self.idle_connections());
         for conn in idle {
             let _ = sqlx::Connection::close(conn).await;
@@ -151,6 +198,38 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((all.len(), all.last().copied()), (100_000, Some(100_000)));
+    }
+
+    /// A direct read runs in the calling thread on a connection of its own stack, sees
+    /// what was committed, and is refused once the pool is closed.
+    #[tokio::test]
+    async fn direct_reads_see_committed_rows_and_stop_at_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool(&dir, 1, Duration::from_secs(5)).await;
+        let write = direct::open(&dir.path().join("c.db"), Duration::from_secs(5)).unwrap();
+        direct::execute(
+            &write,
+            "CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (7)",
+        )
+        .unwrap();
+        let read = |pool: &ReadPool| {
+            pool.direct(|conn| {
+                let (rows, _) =
+                    direct::run(conn, "SELECT v FROM t", &[], |row| row.get::<_, i64>(0))?;
+                Ok(rows)
+            })
+        };
+        assert_eq!(read(&pool).unwrap(), vec![7i64]);
+        direct::execute(&write, "INSERT INTO t VALUES (8)").unwrap();
+        assert_eq!(read(&pool).unwrap(), vec![7i64, 8]);
+        assert_eq!(pool.direct_connections().len(), 1, "one connection, reused");
+        let refused = pool.direct(|conn| direct::execute(conn, "INSERT INTO t VALUES (9)"));
+        assert!(refused.is_err(), "a read connection wrote");
+        pool.close().await;
+        assert!(matches!(
+            read(&pool),
+            Err(Error::Unavailable(sqlx::Error::PoolClosed))
+        ));
     }
 
     #[tokio::test]

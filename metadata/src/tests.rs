@@ -935,6 +935,18 @@ async fn a_new_versions_transaction_runs_on_the_writer_threads_own_connection() 
     });
 }
 
+/// SQLite's connections to a catalog are opened by file name (`direct.rs`), and an
+/// in-memory catalog would lose everything at the next start: refused with a reason.
+#[tokio::test]
+async fn an_in_memory_sqlite_catalog_is_refused() {
+    for url in ["sqlite::memory:", "sqlite://catalog.db?mode=memory"] {
+        match Catalog::connect(url, &ConnectOptions::default()).await {
+            Err(Error::Invalid(message)) => assert!(message.contains("in-memory"), "{message}"),
+            other => panic!("{url}: {:?}", other.map(|_| ())),
+        }
+    }
+}
+
 /// PostgreSQL connections are not pinged before each use, only after sitting idle: one the
 /// server dropped meanwhile (a restart, an idle timeout) is replaced, not handed out.
 #[tokio::test]
