@@ -51,6 +51,13 @@ macro_rules! on_backend {
     };
 }
 
+/// The live node at a key: `$1` the account, `$2` the key (unique among live nodes).
+pub(crate) const LIVE_NODE_BY_KEY: &str = concat!(
+    "SELECT ",
+    node_columns!(),
+    " FROM nodes WHERE account_id = $1 AND key = $2 AND trashed_at IS NULL"
+);
+
 /// Which database engine a catalog runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendKind {
@@ -486,17 +493,14 @@ impl Catalog {
 
     /// The live node at `key` (folders end in '/').
     pub async fn node_by_key(&self, account_id: i64, key: &str) -> Result<Option<NodeRow>> {
-        const SQL: &str = concat!(
-            "SELECT ",
-            node_columns!(),
-            " FROM nodes WHERE account_id = $1 AND key = $2 AND trashed_at IS NULL"
-        );
         match &self.backend {
             Backend::Sqlite { read, .. } => read.direct(|conn| {
                 let args = [Value::Integer(account_id), Value::Text(key.to_owned())];
-                Ok(direct::run(conn, SQL, &args, direct::node)?.0.pop())
+                Ok(direct::run(conn, LIVE_NODE_BY_KEY, &args, direct::node)?
+                    .0
+                    .pop())
             }),
-            Backend::Postgres(pool) => Ok(sqlx::query_as(SQL)
+            Backend::Postgres(pool) => Ok(sqlx::query_as(LIVE_NODE_BY_KEY)
                 .bind(account_id)
                 .bind(key)
                 .fetch_optional(pool)

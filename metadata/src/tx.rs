@@ -10,9 +10,9 @@ mod sqlite;
 pub use put::{NewVersionRows, PutProbe, PutProbeQuery, VersionNode};
 
 use crate::{
-    AccessKeyRow, AccountRow, Backend, KeyRange, LockRow, NewAccount, NewAudit, NewBlob, NewNode,
-    NewVersion, NodeRow, PartRow, Purged, Result, SegmentRow, ShareRow, UploadRow, VersionRow,
-    direct, locks_near_sql, now_nanos, prefix_end,
+    AccessKeyRow, AccountRow, Backend, KeyRange, LIVE_NODE_BY_KEY, LockRow, NewAccount, NewAudit,
+    NewBlob, NewNode, NewVersion, NodeRow, PartRow, Purged, Result, SegmentRow, ShareRow,
+    UploadRow, VersionRow, direct, locks_near_sql, now_nanos, prefix_end,
 };
 
 enum Inner {
@@ -280,9 +280,7 @@ impl Tx {
 
     pub async fn node_by_key(&mut self, account_id: i64, key: &str) -> Result<Option<NodeRow>> {
         Ok(on_tx!(self, conn => {
-            sqlx::query_as(concat!(
-                "SELECT ", node_columns!(), " FROM nodes WHERE account_id = $1 AND key = $2 AND trashed_at IS NULL"
-            ))
+            sqlx::query_as(LIVE_NODE_BY_KEY)
             .bind(account_id)
             .bind(key)
             .fetch_optional(conn)
@@ -300,15 +298,11 @@ impl Tx {
         Ok(match &mut self.inner {
             Inner::Sqlite(tx) => {
                 let conn = tx.conn().await?;
-                sqlx::query_as(concat!(
-                    "SELECT ",
-                    node_columns!(),
-                    " FROM nodes WHERE account_id = $1 AND key = $2 AND trashed_at IS NULL"
-                ))
-                .bind(account_id)
-                .bind(key)
-                .fetch_optional(conn)
-                .await?
+                sqlx::query_as(LIVE_NODE_BY_KEY)
+                    .bind(account_id)
+                    .bind(key)
+                    .fetch_optional(conn)
+                    .await?
             }
             Inner::Postgres(tx) => sqlx::query_as(concat!(
                 "SELECT ",
@@ -353,19 +347,15 @@ impl Tx {
     /// The live folder at `key`, held against deletion until commit (PostgreSQL
     /// `FOR KEY SHARE`: other writers may still add children beside ours).
     pub async fn folder_kept(&mut self, account_id: i64, key: &str) -> Result<Option<NodeRow>> {
-        const SQLITE: &str = concat!(
-            "SELECT ",
-            node_columns!(),
-            " FROM nodes WHERE account_id = $1 AND key = $2 AND trashed_at IS NULL"
-        );
         Ok(match &mut self.inner {
             Inner::Sqlite(tx) => {
                 if tx.runs_direct().await? {
                     let args = [Value::Integer(account_id), Value::Text(key.to_owned())];
-                    let (rows, _) = direct::run(tx.direct_conn()?, SQLITE, &args, direct::node)?;
+                    let (rows, _) =
+                        direct::run(tx.direct_conn()?, LIVE_NODE_BY_KEY, &args, direct::node)?;
                     rows.into_iter().next()
                 } else {
-                    sqlx::query_as(SQLITE)
+                    sqlx::query_as(LIVE_NODE_BY_KEY)
                         .bind(account_id)
                         .bind(key)
                         .fetch_optional(tx.conn().await?)

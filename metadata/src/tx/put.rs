@@ -15,8 +15,8 @@ use sqlx::{Either, Executor, FromRow};
 use super::sqlite::SqliteTx;
 use super::{Inner, Tx};
 use crate::{
-    LockRow, NewAudit, NewBlob, NewNode, NewVersion, NodeRow, Result, VersionRow, direct,
-    locks_near_sql, now_nanos, prefix_end,
+    LIVE_NODE_BY_KEY, LockRow, NewAudit, NewBlob, NewNode, NewVersion, NodeRow, Result, VersionRow,
+    direct, locks_near_sql, now_nanos, prefix_end,
 };
 
 /// What to look up before writing a version at `key`.
@@ -274,12 +274,6 @@ impl Batch {
     }
 }
 
-const LIVE_NODE_BY_KEY: &str = concat!(
-    "SELECT ",
-    node_columns!(),
-    " FROM nodes WHERE account_id = $1 AND key = {} AND trashed_at IS NULL"
-);
-
 impl Tx {
     /// The lookups a new version at `query.key` depends on, in one trip on SQLite.
     pub async fn probe_put(&mut self, query: &PutProbeQuery<'_>) -> Result<PutProbe> {
@@ -304,7 +298,8 @@ impl Tx {
         );
         let node_at = |batch: &mut Batch, key: &str| {
             let placeholder = batch.arg(Arg::Text(Some(key.to_owned())));
-            batch.push(&LIVE_NODE_BY_KEY.replace("{}", &placeholder), Shape::Node)
+            // The account is the batch's `$1` too; the key is this statement's own.
+            batch.push(&LIVE_NODE_BY_KEY.replace("$2", &placeholder), Shape::Node)
         };
         let parent_at = query.parent_key.map(|key| node_at(&mut batch, key));
         let existing_at = node_at(&mut batch, query.key);
